@@ -1,0 +1,26 @@
+// Node settings: the names and defaults of MPREG's settings (PROTOCOL.md).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace mpreg {
+
+struct settings {
+  std::string host = "127.0.0.1";           ///< address to bind
+  unsigned port = 6666;                     ///< port to bind; 0 picks a free one
+  std::string name = "mpreg-node";          ///< human-readable node name
+  std::vector<std::string> resources;       ///< this node's resources (a set)
+  std::vector<std::string> peers;           ///< ws:// URLs to link to at start
+  std::string connect;                      ///< one more ws:// URL to link to
+  std::string cluster_id = "default-cluster";
+  std::vector<std::string> advertised_urls; ///< defaults to ws://host:bound-port
+  double gossip_interval = 5.0;             ///< seconds between gossip rounds
+  double dead_peer_timeout = 30.0;          ///< seconds before an unrefreshed peer is dropped
+  std::size_t max_message_size = 64u << 20; ///< largest frame / result, in bytes
+  double reconnect_max_backoff = 30.0;      ///< cap of the peer-link reconnect backoff, seconds
+  std::size_t worker_threads = 0;           ///< function pool size; 0: 2 x hardware threads (min 4)
+};
+
+} // namespace mpreg

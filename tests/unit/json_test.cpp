@@ -1,0 +1,65 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "mpreg/json.hpp"
+
+using mpreg::json;
+
+TEST_CASE("json round-trips every kind") {
+  const char* text =
+    R"({"n":null,"b":true,"i":-5,"u":18446744073709551615,"d":2.5,"s":"h\u00e9","a":[1,[2]],"o":{"k":{}}})";
+  json v = json::parse(text);
+  CHECK(v.find("n")->is_null());
+  CHECK(v.find("b")->as_bool());
+  CHECK(v.find("i")->as_int() == -5);
+  CHECK(v.find("u")->as_uint() == 18446744073709551615ull);
+  CHECK(v.find("d")->as_double() == 2.5);
+  CHECK(v.find("s")->as_string() == "h\xc3\xa9");
+  CHECK(v.find("a")->as_array()[1].as_array()[0].as_int() == 2);
+  CHECK(json::parse(v.dump()) == v);
+  CHECK(v.dump() == R"({"n":null,"b":true,"i":-5,"u":18446744073709551615,"d":2.5,"s":"hé","a":[1,[2]],"o":{"k":{}}})");
+}
+
+TEST_CASE("json keeps object member order") {
+  json v = json::parse(R"({"z":1,"a":2,"m":3})");
+  CHECK(v.dump() == R"({"z":1,"a":2,"m":3})");
+}
+
+TEST_CASE("json parse errors name the offset") {
+  CHECK_THROWS_AS(json::parse("{\"a\":"), mpreg::json_error);
+  CHECK_THROWS_AS(json::parse(""), mpreg::json_error);
+  CHECK_THROWS_AS(json::parse("[1,]"), mpreg::json_error);
+  CHECK_THROWS_AS(json::parse("\"\xff\""), mpreg::json_error); // invalid UTF-8
+  try {
+    json::parse("[1, 2");
+    FAIL("no throw");
+  } catch (const mpreg::json_error& e) {
+    CHECK(std::string(e.what()).find("offset") != std::string::npos);
+  }
+}
+
+TEST_CASE("json refuses absurd nesting without crashing") {
+  std::string deep(100000, '[');
+  CHECK_THROWS_AS(json::parse(deep), mpreg::json_error);
+  std::string ok(500, '[');
+  ok += std::string(500, ']');
+  CHECK(json::parse(ok).is_array());
+}
+
+TEST_CASE("json accessors and equality") {
+  json o = json::make_object({{"a", 1}, {"b", json::make_array({1, "x"})}});
+  CHECK(o == json::parse(R"({"b":[1,"x"],"a":1})"));
+  CHECK(json(1) == json(1.0));
+  CHECK(json(1) != json("1"));
+  CHECK_THROWS_AS(json("x").as_int(), mpreg::json_error);
+  json n;
+  n["k"] = "v";
+  n["k"] = "w";
+  CHECK(n.dump() == R"({"k":"w"})");
+  json a;
+  a.push_back(3);
+  CHECK(a.dump() == "[3]");
+  CHECK(json(std::nan("")).dump() == "null");
+  CHECK(json(5.0).dump() == "5.0");
+}
