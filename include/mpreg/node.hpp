@@ -1,0 +1,92 @@
+// mpreg::node: an MPREG node living inside a CAF actor system.
+//
+//   caf::actor_system_config cfg;
+//   caf::actor_system sys{cfg};
+//   mpreg::settings s;  s.port = 0;
+//   {
+//     mpreg::node n{sys, s};
+//     n.add_function("add", [](int a, int b) { return a + b; });
+//     std::string url = n.start();           // "ws://127.0.0.1:40123"
+//     ... clients call it over WebSocket, or actors send it mpreg::request:
+//     caf::scoped_actor self{sys};
+//     self->request(n.handle(), std::chrono::seconds(5), req).receive(
+//       [](mpreg::response& r) { ... }, [](caf::error&) { ... });
+//     n.stop();                               // also done by the destructor
+//   }   // destroy the node (and every handle you copied) before the actor system
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "mpreg/function.hpp"
+#include "mpreg/messages.hpp"
+#include "mpreg/settings.hpp"
+
+// In-process messages are passed by reference between actors, never serialised.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mpreg::request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mpreg::response)
+
+namespace mpreg {
+
+/// The node's in-process interface: send an mpreg::request, receive exactly
+/// one mpreg::response (result or error, never a CAF error for bad input).
+using node_actor = caf::typed_actor<caf::replies_to<request>::with<response>>;
+
+class node {
+public:
+  /// A node in `system` with settings `s`. Nothing is bound until start().
+  node(caf::actor_system& system, settings s);
+  /// Stops the node if it is running.
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Registers (or replaces) a function taking raw JSON arguments. May be
+  /// called before or after start(); peers learn of it at once.
+  void add_raw_function(std::string name, raw_function fn, function_options options = {});
+
+  /// Registers a typed callable; arguments and result are converted with
+  /// json_traits (see mpreg/function.hpp). Wrong argument count or types
+  /// answer error 1003 naming the function and the argument.
+  template <class F>
+  void add_function(std::string name, F fn, function_options options = {}) {
+    auto params = options.params;
+    add_raw_function(std::move(name), make_function(std::move(fn), std::move(params)),
+                     std::move(options));
+  }
+
+  /// Binds the WebSocket listener and links to the configured peers.
+  /// Returns the URL it listens on (port 0 resolved). Throws
+  /// std::runtime_error when it cannot bind.
+  std::string start();
+
+  /// Says GOODBYE to peers, closes every connection, cancels running
+  /// requests and waits for the node's actors to finish. Idempotent.
+  void stop();
+
+  /// The URL start() returned (empty before start).
+  std::string url() const;
+
+  /// The settings in force (after start: the bound port, advertised URLs).
+  const settings& config() const;
+
+  /// The actor that answers in-process requests. Do not keep copies past
+  /// the actor system's lifetime.
+  node_actor handle() const;
+
+  /// Names of the functions registered on this node.
+  std::vector<std::string> functions() const;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace mpreg

@@ -1,0 +1,119 @@
+#include "bridge/bridge_actor.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "bridge/ws_server.hpp"
+#include "node/node_context.hpp"
+#include "sessions/session_actor.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+// Connection id -> session. Only the I/O thread touches it while the server
+// runs; the bridge reads it after the I/O thread has stopped.
+using session_map = std::unordered_map<std::uint64_t, session_actor>;
+
+struct bridge_state {
+  static inline const char* name = "mpreg.bridge";
+  std::shared_ptr<node_context> ctx;
+  std::shared_ptr<session_map> sessions = std::make_shared<session_map>();
+  std::unique_ptr<bridge::ws_server> server;
+};
+
+using bridge_pointer = bridge_actor::stateful_pointer<bridge_state>;
+
+std::pair<int, std::string> http_page(node_context& ctx, const std::string& path) {
+  if (path == "/health")
+    return {200, "ok\n"};
+  if (path == "/status") {
+    json::array funs;
+    for (auto& f : ctx.functions.names())
+      funs.emplace_back(f);
+    json::array res;
+    for (auto& r : ctx.resources)
+      res.emplace_back(r);
+    json status = json::make_object({
+      {"name", ctx.config.name},
+      {"cluster_id", ctx.config.cluster_id},
+      {"functions", json{std::move(funs)}},
+      {"resources", json{std::move(res)}},
+      {"sessions", static_cast<unsigned long long>(ctx.sessions_open.load())},
+      {"requests_total", static_cast<unsigned long long>(ctx.requests_total.load())},
+      {"requests_failed", static_cast<unsigned long long>(ctx.requests_failed.load())},
+    });
+    return {200, status.dump() + "\n"};
+  }
+  return {404, "not found: try /health or /status\n"};
+}
+
+bridge::server_events make_events(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                                  std::shared_ptr<session_map> sessions) {
+  bridge::server_events ev;
+  ev.on_open = [&sys, ctx, sessions](std::uint64_t id, std::shared_ptr<bridge::outbound> out) {
+    MPREG_LOG(debug, "client connected: " << out->remote());
+    (*sessions)[id] = spawn_session(sys, ctx, std::move(out));
+  };
+  ev.on_frame = [sessions](std::uint64_t id, std::string&& frame) {
+    auto i = sessions->find(id);
+    if (i != sessions->end())
+      caf::anon_send(i->second, frame_atom::value, std::move(frame));
+  };
+  ev.on_close = [sessions](std::uint64_t id) {
+    auto i = sessions->find(id);
+    if (i == sessions->end())
+      return;
+    caf::anon_send(i->second, closed_atom::value);
+    sessions->erase(i);
+  };
+  ev.on_http = [ctx](const std::string& path) { return http_page(*ctx, path); };
+  return ev;
+}
+
+void shutdown_server(bridge_pointer self) {
+  auto& st = self->state;
+  if (!st.server)
+    return;
+  st.server->stop();
+  st.server.reset();
+  // Connections the I/O loop could not close in time still have sessions.
+  for (auto& [id, session] : *st.sessions)
+    caf::anon_send(session, closed_atom::value);
+  st.sessions->clear();
+}
+
+bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr<node_context> ctx) {
+  self->state.ctx = std::move(ctx);
+  return {
+    [self](listen_atom) -> std::tuple<std::uint16_t, std::string> {
+      auto& st = self->state;
+      if (st.server)
+        return {0, "already listening"};
+      try {
+        st.server = std::make_unique<bridge::ws_server>(
+          make_events(self->system(), st.ctx, st.sessions), st.ctx->config.max_message_size);
+        auto port = st.server->listen(st.ctx->config.host,
+                                      static_cast<std::uint16_t>(st.ctx->config.port));
+        return {port, std::string{}};
+      } catch (const std::exception& e) {
+        st.server.reset();
+        return {0, e.what()};
+      }
+    },
+    [self](stop_atom) {
+      shutdown_server(self);
+      return true;
+    },
+  };
+}
+
+} // namespace
+
+bridge_actor spawn_bridge(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+  return sys.spawn(bridge_behavior, std::move(ctx));
+}
+
+} // namespace mpreg

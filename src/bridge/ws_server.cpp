@@ -1,0 +1,237 @@
+// The only translation unit of the node that includes websocketpp's server.
+#include "bridge/ws_server.hpp"
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include "util/log.hpp"
+
+namespace mpreg::bridge {
+
+namespace {
+
+// Each connection carries its id, so a frame needs no map lookup.
+struct connection_data {
+  std::uint64_t id = 0;
+};
+
+struct server_config : websocketpp::config::asio {
+  using connection_base = connection_data;
+};
+
+using server = websocketpp::server<server_config>;
+using connection_ptr = server::connection_ptr;
+
+} // namespace
+
+struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
+  server endpoint;
+  server_events events;
+  std::size_t max_message_size;
+  std::size_t max_buffered; // slow-client limit per connection
+  std::thread io_thread;
+  std::promise<void> io_done;
+  std::atomic<bool> running{false};
+  // Touched on the I/O thread only.
+  std::unordered_map<std::uint64_t, websocketpp::connection_hdl> open;
+  std::uint64_t next_id = 1;
+
+  impl(server_events ev, std::size_t max_size)
+    : events(std::move(ev)),
+      max_message_size(max_size),
+      max_buffered(max_size + (16u << 20)) {}
+};
+
+namespace {
+
+class connection_outbound final : public outbound {
+public:
+  connection_outbound(std::shared_ptr<ws_server::impl> owner, connection_ptr con,
+                      std::string remote)
+    : owner_(std::move(owner)), con_(std::move(con)), remote_(std::move(remote)) {}
+
+  bool send(const std::string& text) override {
+    if (closed_.load(std::memory_order_relaxed))
+      return false;
+    if (con_->get_buffered_amount() > owner_->max_buffered) {
+      MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly ("
+                                 << con_->get_buffered_amount() << " bytes queued)");
+      close(websocketpp::close::status::policy_violation, "client reads too slowly");
+      return false;
+    }
+    auto ec = con_->send(text, websocketpp::frame::opcode::text);
+    return !ec;
+  }
+
+  void close(std::uint16_t code, const std::string& reason) override {
+    if (closed_.exchange(true))
+      return;
+    // close() is thread-safe on a connection (it takes the connection lock).
+    websocketpp::lib::error_code ec;
+    con_->close(code, reason, ec);
+  }
+
+  const std::string& remote() const override { return remote_; }
+
+private:
+  std::shared_ptr<ws_server::impl> owner_; // keeps the io_service alive for con_
+  connection_ptr con_;
+  std::string remote_;
+  std::atomic<bool> closed_{false};
+};
+
+} // namespace
+
+ws_server::ws_server(server_events events, std::size_t max_message_size)
+  : impl_(std::make_shared<impl>(std::move(events), max_message_size)) {
+  auto& ep = impl_->endpoint;
+  // websocketpp logs frames to stdout by default: stdout belongs to the tool.
+  ep.clear_access_channels(websocketpp::log::alevel::all);
+  ep.clear_error_channels(websocketpp::log::elevel::all);
+  ep.init_asio();
+  ep.set_reuse_addr(true);
+  ep.set_max_message_size(max_message_size);
+  std::weak_ptr<impl> weak = impl_;
+  // Every handler is set before listen(): connections copy them at creation.
+  ep.set_socket_init_handler([](websocketpp::connection_hdl, asio::ip::tcp::socket& s) {
+    asio::error_code ec;
+    s.set_option(asio::ip::tcp::no_delay(true), ec); // small frames, latency matters
+  });
+  ep.set_open_handler([weak](websocketpp::connection_hdl hdl) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    websocketpp::lib::error_code ec;
+    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+    if (ec)
+      return;
+    con->id = self->next_id++;
+    self->open.emplace(con->id, hdl);
+    std::string remote = con->get_remote_endpoint();
+    if (self->events.on_open)
+      self->events.on_open(con->id, std::make_shared<connection_outbound>(self, con, remote));
+  });
+  ep.set_message_handler([weak](websocketpp::connection_hdl hdl, server::message_ptr msg) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    websocketpp::lib::error_code ec;
+    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+    if (ec || con->id == 0)
+      return;
+    if (self->events.on_frame)
+      self->events.on_frame(con->id, std::move(msg->get_raw_payload()));
+  });
+  auto closed = [weak](websocketpp::connection_hdl hdl) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    websocketpp::lib::error_code ec;
+    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+    if (ec || con->id == 0)
+      return;
+    self->open.erase(con->id);
+    if (self->events.on_close)
+      self->events.on_close(con->id);
+  };
+  ep.set_close_handler(closed);
+  ep.set_fail_handler([weak](websocketpp::connection_hdl hdl) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    websocketpp::lib::error_code ec;
+    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+    if (ec)
+      return;
+    // A failed handshake (e.g. a plain TCP probe) never opened: nothing to report.
+    if (con->id != 0) {
+      self->open.erase(con->id);
+      if (self->events.on_close)
+        self->events.on_close(con->id);
+    }
+  });
+  ep.set_http_handler([weak](websocketpp::connection_hdl hdl) {
+    auto self = weak.lock();
+    if (!self)
+      return;
+    websocketpp::lib::error_code ec;
+    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+    if (ec)
+      return;
+    std::pair<int, std::string> answer{404, "not found\n"};
+    if (self->events.on_http)
+      answer = self->events.on_http(con->get_resource());
+    con->set_status(static_cast<websocketpp::http::status_code::value>(answer.first));
+    con->set_body(answer.second);
+    con->append_header("Content-Type", answer.second.rfind("{", 0) == 0 ? "application/json"
+                                                                          : "text/plain");
+  });
+}
+
+ws_server::~ws_server() {
+  stop();
+}
+
+std::uint16_t ws_server::listen(const std::string& host, std::uint16_t port) {
+  auto& ep = impl_->endpoint;
+  websocketpp::lib::error_code ec;
+  ep.listen(host, std::to_string(port), ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
+  ep.start_accept(ec);
+  if (ec)
+    throw std::runtime_error("cannot accept on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
+  auto local = ep.get_local_endpoint(ec);
+  if (ec)
+    throw std::runtime_error("cannot read the bound port: " + ec.message());
+  impl_->running = true;
+  auto self = impl_;
+  impl_->io_thread = std::thread([self] {
+    for (;;) {
+      try {
+        self->endpoint.run();
+        break;
+      } catch (const std::exception& e) {
+        // A handler threw: log and keep serving everyone else.
+        MPREG_LOG(error, "websocket I/O loop: " << e.what());
+      }
+    }
+    self->io_done.set_value();
+  });
+  return local.port();
+}
+
+void ws_server::stop(std::chrono::milliseconds grace) {
+  if (!impl_->running.exchange(false))
+    return;
+  auto self = impl_;
+  // The listener and the connections are only touched on the I/O thread.
+  asio::post(impl_->endpoint.get_io_service(), [self] {
+    websocketpp::lib::error_code ec;
+    self->endpoint.stop_listening(ec);
+    for (auto& [id, hdl] : self->open) {
+      auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+      if (!ec)
+        con->close(websocketpp::close::status::going_away, "node stopping", ec);
+    }
+  });
+  auto done = impl_->io_done.get_future();
+  if (done.wait_for(grace) != std::future_status::ready) {
+    MPREG_LOG(warn, "websocket connections did not close within " << grace.count()
+                                                                  << " ms; forcing them down");
+    impl_->endpoint.get_io_service().stop();
+  }
+  impl_->io_thread.join();
+  impl_->open.clear();
+}
+
+} // namespace mpreg::bridge

@@ -1,0 +1,61 @@
+// The WebSocket listener: websocketpp over standalone Asio on its own thread,
+// behind an interface free of websocketpp types (it is slow to compile and
+// nobody else should touch the sockets).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace mpreg::bridge {
+
+/// The sending side of one client connection. Thread-safe: sessions and jobs
+/// on CAF worker threads write through it.
+class outbound {
+public:
+  virtual ~outbound() = default;
+  /// Queues a text frame; false when the connection is closed, or when the
+  /// peer reads so slowly that its queue is over the limit (the connection
+  /// is then closed: one slow client never holds the node's memory).
+  virtual bool send(const std::string& text) = 0;
+  /// Closes the connection with a WebSocket close code and reason.
+  virtual void close(std::uint16_t code, const std::string& reason) = 0;
+  /// The peer's address, for logs ("127.0.0.1:51234").
+  virtual const std::string& remote() const = 0;
+};
+
+/// What the server reports. Every callback runs on the server's thread and
+/// must not block.
+struct server_events {
+  std::function<void(std::uint64_t id, std::shared_ptr<outbound> out)> on_open;
+  std::function<void(std::uint64_t id, std::string&& frame)> on_frame;
+  std::function<void(std::uint64_t id)> on_close;
+  /// Plain HTTP GET on the same port: returns {status, body} for a path.
+  std::function<std::pair<int, std::string>(const std::string& path)> on_http;
+};
+
+class ws_server {
+public:
+  /// `max_message_size`: larger frames close the connection (code 1009).
+  ws_server(server_events events, std::size_t max_message_size);
+  ~ws_server();
+  ws_server(const ws_server&) = delete;
+  ws_server& operator=(const ws_server&) = delete;
+
+  /// Binds host:port (0 picks a free port), starts the I/O thread and
+  /// returns the bound port. Throws std::runtime_error when it cannot bind.
+  std::uint16_t listen(const std::string& host, std::uint16_t port);
+
+  /// Stops accepting, closes every connection (code 1001, going away) and
+  /// joins the I/O thread; bounded: forces the loop down after `grace`.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{3000});
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace mpreg::bridge

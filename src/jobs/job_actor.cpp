@@ -1,0 +1,262 @@
+#include "jobs/job_actor.hpp"
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "jobs/request_graph.hpp"
+#include "node/node_context.hpp"
+#include "protocol/codec.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+struct job_state {
+  static inline const char* name = "mpreg.job";
+
+  std::shared_ptr<node_context> ctx;
+  request req;
+  std::unique_ptr<request_graph> graph;
+  caf::typed_response_promise<response> promise;
+  std::vector<std::optional<json>> results;
+  std::vector<std::size_t> waiting_on; // unfinished dependencies per command
+  std::deque<std::size_t> ready;
+  std::vector<bool> started;
+  std::size_t finished = 0;
+  bool answered = false;
+};
+
+using job_pointer = job_actor::stateful_pointer<job_state>;
+
+std::size_t max_size(const job_state& st) {
+  return st.ctx->config.max_message_size;
+}
+
+void answer(job_pointer self, response resp) {
+  auto& st = self->state;
+  if (st.answered)
+    return;
+  st.answered = true;
+  resp.u = st.req.u;
+  st.ctx->requests_total.fetch_add(1, std::memory_order_relaxed);
+  if (resp.error)
+    st.ctx->requests_failed.fetch_add(1, std::memory_order_relaxed);
+  st.promise.deliver(std::move(resp));
+  // Functions still running on the pool finish into a dead mailbox.
+  self->quit();
+}
+
+void fail(job_pointer self, rpc_error err) {
+  response r;
+  r.error = std::move(err);
+  answer(self, std::move(r));
+}
+
+json command_details(const command& c, json extra = {}) {
+  json d = json::make_object({{"command", c.name}, {"function", c.fun}});
+  if (extra.is_object())
+    for (auto& m : extra.as_object())
+      d[m.key] = std::move(m.value);
+  return d;
+}
+
+void finish(job_pointer self) {
+  auto& st = self->state;
+  json::object r;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < st.req.cmds.size(); ++i)
+    if (st.graph->is_sink(i)) {
+      total += encoded_size_estimate(*st.results[i]) + st.req.cmds[i].name.size() + 4;
+      r.push_back(json_member{st.req.cmds[i].name, std::move(*st.results[i])});
+    }
+  if (total > max_size(st)) {
+    fail(self, rpc_error(error_code::execution_failed, "result too large: the response would exceed " +
+                                                         std::to_string(max_size(st)) + " bytes",
+                         json::make_object({{"max_message_size", max_size(st)}})));
+    return;
+  }
+  response resp;
+  resp.r = json{std::move(r)};
+  answer(self, std::move(resp));
+}
+
+// Records a command's outcome and releases the commands waiting on it.
+void complete(job_pointer self, std::size_t i, call_outcome out) {
+  auto& st = self->state;
+  if (st.answered || st.results[i])
+    return;
+  const auto& cmd = st.req.cmds[i];
+  if (out.error) {
+    auto err = std::move(*out.error);
+    // Say which command failed, keeping what the function said.
+    err.details = command_details(cmd, std::move(err.details));
+    fail(self, std::move(err));
+    return;
+  }
+  if (encoded_size_estimate(out.value) > max_size(st)) {
+    fail(self, rpc_error(error_code::execution_failed,
+                         "result too large: command '" + cmd.name + "' produced more than " +
+                           std::to_string(max_size(st)) + " bytes",
+                         command_details(cmd, json::make_object({{"max_message_size", max_size(st)}}))));
+    return;
+  }
+  st.results[i] = std::move(out.value);
+  ++st.finished;
+  for (auto d : st.graph->dependents(i))
+    if (--st.waiting_on[d] == 0)
+      st.ready.push_back(d);
+}
+
+void start_command(job_pointer self, std::size_t i) {
+  auto& st = self->state;
+  st.started[i] = true;
+  const auto& cmd = st.req.cmds[i];
+  auto f = st.ctx->local_match(cmd.fun, cmd.locs);
+  if (!f) {
+    json details = command_details(cmd, json::make_object({{"locs", [&] {
+                                                              json::array a;
+                                                              for (const auto& l : cmd.locs)
+                                                                a.emplace_back(l);
+                                                              return json{std::move(a)};
+                                                            }()}}));
+    fail(self, rpc_error(error_code::command_not_found,
+                         "command '" + cmd.name + "': no node has function '" + cmd.fun + "'" +
+                           (cmd.locs.empty() ? std::string{} : " with the requested locs"),
+                         std::move(details)));
+    return;
+  }
+  auto [args, kwargs] = st.graph->resolve(i, st.results);
+  if (f->run_inline) {
+    complete(self, i, invoke_function(*f, args, kwargs));
+    return;
+  }
+  // Off the actor threads: the function may block or take long.
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
+  bool queued = st.ctx->pool.submit(
+    [weak, i, f, args = std::move(args), kwargs = std::move(kwargs)]() mutable {
+      auto out = invoke_function(*f, args, kwargs);
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<job_actor>(strong), command_done{i, std::move(out)});
+    });
+  if (!queued)
+    fail(self, rpc_error(error_code::internal_error, "node is stopping"));
+}
+
+// Starts every ready command; inline ones may make more ready (no recursion).
+void pump(job_pointer self) {
+  auto& st = self->state;
+  while (!st.ready.empty() && !st.answered) {
+    auto i = st.ready.front();
+    st.ready.pop_front();
+    start_command(self, i);
+  }
+  if (!st.answered && st.finished == st.req.cmds.size())
+    finish(self);
+}
+
+void begin(job_pointer self, request req) {
+  auto& st = self->state;
+  st.req = std::move(req);
+  try {
+    st.graph = std::make_unique<request_graph>(st.req);
+  } catch (const protocol::protocol_error& e) {
+    fail(self, e.error);
+    return;
+  }
+  auto n = st.req.cmds.size();
+  st.results.resize(n);
+  st.started.assign(n, false);
+  st.waiting_on.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    st.waiting_on[i] = st.graph->dependencies(i).size();
+  for (auto i : st.graph->roots())
+    st.ready.push_back(i);
+  if (st.req.timeout) {
+    auto d = std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(*st.req.timeout));
+    self->delayed_send(self, d, deadline_atom::value);
+  }
+  pump(self);
+}
+
+job_actor::behavior_type job_behavior(job_pointer self, std::shared_ptr<node_context> ctx) {
+  self->state.ctx = std::move(ctx);
+  return {
+    [self](request& req) -> caf::typed_response_promise<response> {
+      auto& st = self->state;
+      st.promise = self->make_response_promise<response>();
+      try {
+        begin(self, std::move(req));
+      } catch (const std::exception& e) {
+        fail(self, rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
+      }
+      return st.promise;
+    },
+    [self](command_done& done) {
+      auto& st = self->state;
+      if (st.answered || done.index >= st.results.size())
+        return;
+      try {
+        complete(self, done.index, std::move(done.outcome));
+        pump(self);
+      } catch (const std::exception& e) {
+        fail(self, rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
+      }
+    },
+    [self](deadline_atom) {
+      auto& st = self->state;
+      json::array pending;
+      for (std::size_t i = 0; i < st.req.cmds.size(); ++i)
+        if (!st.results[i])
+          pending.emplace_back(st.req.cmds[i].name);
+      fail(self, rpc_error(error_code::deadline_exceeded,
+                           "deadline exceeded after " + json(*st.req.timeout).dump() + " s",
+                           json::make_object({{"timeout", *st.req.timeout},
+                                              {"pending", json{std::move(pending)}}})));
+    },
+  };
+}
+
+std::size_t estimate(const json& v) {
+  switch (v.type()) {
+    case json::kind::null:
+      return 4;
+    case json::kind::boolean:
+      return 5;
+    case json::kind::integer:
+    case json::kind::unsigned_integer:
+    case json::kind::number:
+      return 24;
+    case json::kind::string:
+      return v.as_string().size() + 2;
+    case json::kind::array: {
+      std::size_t n = 2;
+      for (const auto& e : v.as_array())
+        n += estimate(e) + 1;
+      return n;
+    }
+    case json::kind::object: {
+      std::size_t n = 2;
+      for (const auto& m : v.as_object())
+        n += m.key.size() + 4 + estimate(m.value);
+      return n;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+std::size_t encoded_size_estimate(const json& v) {
+  return estimate(v);
+}
+
+job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+  return sys.spawn(job_behavior, std::move(ctx));
+}
+
+} // namespace mpreg

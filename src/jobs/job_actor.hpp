@@ -1,0 +1,44 @@
+// The job: one actor per request. It builds the dependency graph, starts each
+// command as soon as the commands it consumes have finished (dataflow, no
+// level-by-level barrier), substitutes results, enforces the deadline and
+// answers exactly once.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "jobs/local_call.hpp"
+#include "mpreg/node.hpp"
+
+namespace mpreg {
+
+struct node_context;
+
+/// A command of the job has finished (sent by the worker pool or a peer link).
+struct command_done {
+  std::size_t index;
+  call_outcome outcome;
+};
+
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+
+} // namespace mpreg
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mpreg::command_done)
+
+namespace mpreg {
+
+using job_actor = caf::typed_actor<caf::replies_to<request>::with<response>,
+                                   caf::reacts_to<command_done>, caf::reacts_to<deadline_atom>>;
+
+/// Spawns a job; send it the request (request/delegate) and it answers once.
+job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
+
+/// An upper bound-ish of a value's encoded size (for the size limits).
+std::size_t encoded_size_estimate(const json& v);
+
+} // namespace mpreg

@@ -1,0 +1,29 @@
+#include "jobs/local_call.hpp"
+
+namespace mpreg {
+
+namespace {
+call_outcome failed(const local_function& f, const std::string& why, json details) {
+  call_outcome out;
+  json d = json::make_object({{"function", f.name}, {"error", why}});
+  if (!details.is_null())
+    d["details"] = std::move(details);
+  out.error = rpc_error(error_code::execution_failed, f.name + ": " + why, std::move(d));
+  return out;
+}
+} // namespace
+
+call_outcome invoke_function(const local_function& f, const json::array& args,
+                             const json::object& kwargs) noexcept {
+  try {
+    return call_outcome{f.call(args, kwargs), std::nullopt};
+  } catch (const call_error& e) {
+    return failed(f, e.what(), e.details());
+  } catch (const std::exception& e) {
+    return failed(f, e.what(), {});
+  } catch (...) {
+    return failed(f, "unknown exception", {});
+  }
+}
+
+} // namespace mpreg

@@ -1,0 +1,140 @@
+#include "jobs/request_graph.hpp"
+
+#include <algorithm>
+
+#include "protocol/codec.hpp"
+
+namespace mpreg {
+
+namespace {
+[[noreturn]] void invalid(std::string message, json details) {
+  throw protocol::protocol_error(
+    rpc_error(error_code::invalid_request, std::move(message), std::move(details)));
+}
+} // namespace
+
+request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.size()) {
+  index_.reserve(req.cmds.size());
+  for (std::size_t i = 0; i < req.cmds.size(); ++i)
+    if (!index_.emplace(req.cmds[i].name, i).second)
+      invalid("duplicate command name '" + req.cmds[i].name + "'",
+              json::make_object({{"name", req.cmds[i].name}}));
+  for (std::size_t i = 0; i < req.cmds.size(); ++i) {
+    auto& deps = nodes_[i].deps;
+    for (const auto& a : req.cmds[i].args)
+      collect(a, i, deps);
+    for (const auto& m : req.cmds[i].kwargs)
+      collect(m.value, i, deps); // keys are never references
+    for (auto d : deps)
+      nodes_[d].users.push_back(i);
+  }
+  check_acyclic();
+}
+
+void request_graph::collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const {
+  switch (v.type()) {
+    case json::kind::string: {
+      auto i = index_.find(v.as_string());
+      // A command's own name in its own arguments is a literal string.
+      if (i != index_.end() && i->second != self &&
+          std::find(deps.begin(), deps.end(), i->second) == deps.end())
+        deps.push_back(i->second);
+      break;
+    }
+    case json::kind::array:
+      for (const auto& e : v.as_array())
+        collect(e, self, deps);
+      break;
+    case json::kind::object:
+      for (const auto& m : v.as_object())
+        collect(m.value, self, deps);
+      break;
+    default:
+      break;
+  }
+}
+
+void request_graph::check_acyclic() const {
+  // Kahn's algorithm: whatever cannot be ordered sits on (or behind) a cycle.
+  std::vector<std::size_t> pending(nodes_.size());
+  std::vector<std::size_t> ready;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    pending[i] = nodes_[i].deps.size();
+    if (pending[i] == 0)
+      ready.push_back(i);
+  }
+  std::size_t ordered = 0;
+  while (!ready.empty()) {
+    auto i = ready.back();
+    ready.pop_back();
+    ++ordered;
+    for (auto u : nodes_[i].users)
+      if (--pending[u] == 0)
+        ready.push_back(u);
+  }
+  if (ordered == nodes_.size())
+    return;
+  json::array names;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (pending[i] > 0)
+      names.emplace_back(req_.cmds[i].name);
+  std::string list;
+  for (const auto& n : names)
+    list += (list.empty() ? "" : ", ") + n.as_string();
+  invalid("dependency cycle among commands: " + list,
+          json::make_object({{"cycle", json{std::move(names)}}}));
+}
+
+std::vector<std::size_t> request_graph::roots() const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].deps.empty())
+      out.push_back(i);
+  return out;
+}
+
+json request_graph::substitute(const json& v, std::size_t self,
+                               const std::vector<std::optional<json>>& results) const {
+  switch (v.type()) {
+    case json::kind::string: {
+      auto i = index_.find(v.as_string());
+      if (i != index_.end() && i->second != self)
+        return *results[i->second];
+      return v;
+    }
+    case json::kind::array: {
+      json::array out;
+      out.reserve(v.size());
+      for (const auto& e : v.as_array())
+        out.push_back(substitute(e, self, results));
+      return json{std::move(out)};
+    }
+    case json::kind::object: {
+      json::object out;
+      out.reserve(v.size());
+      for (const auto& m : v.as_object())
+        out.push_back(json_member{m.key, substitute(m.value, self, results)});
+      return json{std::move(out)};
+    }
+    default:
+      return v;
+  }
+}
+
+std::pair<json::array, json::object>
+request_graph::resolve(std::size_t i, const std::vector<std::optional<json>>& results) const {
+  const auto& cmd = req_.cmds[i];
+  if (nodes_[i].deps.empty())
+    return {cmd.args, cmd.kwargs};
+  json::array args;
+  args.reserve(cmd.args.size());
+  for (const auto& a : cmd.args)
+    args.push_back(substitute(a, i, results));
+  json::object kwargs;
+  kwargs.reserve(cmd.kwargs.size());
+  for (const auto& m : cmd.kwargs)
+    kwargs.push_back(json_member{m.key, substitute(m.value, i, results)});
+  return {std::move(args), std::move(kwargs)};
+}
+
+} // namespace mpreg

@@ -1,0 +1,52 @@
+// The dependency graph of one request (PROTOCOL.md "References and the
+// dependency graph"): which command consumes which, in what order they may
+// run, and which are sinks. A plain class: the job actor drives it.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mpreg/messages.hpp"
+
+namespace mpreg {
+
+class request_graph {
+public:
+  /// Builds the graph; throws protocol::protocol_error (1006) on duplicate
+  /// names or a cycle. The request must outlive the graph.
+  explicit request_graph(const request& req);
+
+  std::size_t size() const noexcept { return nodes_.size(); }
+  /// Commands this one consumes (indices, no duplicates).
+  const std::vector<std::size_t>& dependencies(std::size_t i) const { return nodes_[i].deps; }
+  /// Commands that consume this one.
+  const std::vector<std::size_t>& dependents(std::size_t i) const { return nodes_[i].users; }
+  /// True when no other command consumes this one's result.
+  bool is_sink(std::size_t i) const { return nodes_[i].users.empty(); }
+  /// Commands with no dependencies: they start at once.
+  std::vector<std::size_t> roots() const;
+
+  /// args and kwargs of command i with every reference replaced by its
+  /// producer's result. `results[j]` must be set for every dependency j.
+  std::pair<json::array, json::object> resolve(std::size_t i,
+                                               const std::vector<std::optional<json>>& results) const;
+
+private:
+  struct node {
+    std::vector<std::size_t> deps;
+    std::vector<std::size_t> users;
+  };
+  void collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const;
+  json substitute(const json& v, std::size_t self,
+                  const std::vector<std::optional<json>>& results) const;
+  void check_acyclic() const;
+
+  const request& req_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<node> nodes_;
+};
+
+} // namespace mpreg

@@ -1,0 +1,41 @@
+// The threads that run registered functions, off the I/O and actor threads,
+// so a slow function never stalls routing or other clients.
+//
+// Elastic: `core` threads stay; when every thread is busy a new one starts,
+// up to `max`; extra threads exit after being idle for a while. Tasks past
+// `max` queue.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+namespace mpreg {
+
+class worker_pool {
+public:
+  worker_pool(std::size_t core, std::size_t max);
+  ~worker_pool();
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  /// Queues a task; false once stopping (the task is dropped).
+  bool submit(std::function<void()> task);
+
+  /// Stops taking tasks and waits up to `grace` for running ones; threads
+  /// still busy after that (a function that never returns) are detached.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{2000});
+
+  std::size_t threads() const;
+
+private:
+  struct state;
+  static void run(std::shared_ptr<state> s);
+  std::shared_ptr<state> s_;
+};
+
+} // namespace mpreg

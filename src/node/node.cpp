@@ -1,0 +1,133 @@
+// mpreg::node: owns the node's context and its long-lived actors (front,
+// bridge) and runs the start/stop sequence.
+#include "mpreg/node.hpp"
+
+#include <stdexcept>
+
+#include <caf/all.hpp>
+
+#include "bridge/bridge_actor.hpp"
+#include "jobs/job_actor.hpp"
+#include "node/node_context.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+// The in-process entry: every request becomes a job that answers the sender
+// directly (delegate), so the front actor never waits.
+node_actor::behavior_type front_behavior(node_actor::pointer self,
+                                         std::shared_ptr<node_context> ctx) {
+  return {
+    [self, ctx](request& req) -> caf::delegated<response> {
+      auto job = spawn_job(self->system(), ctx);
+      return self->delegate(job, std::move(req));
+    },
+  };
+}
+
+} // namespace
+
+struct node::impl {
+  impl(caf::actor_system& sys, settings s)
+    : system(sys), ctx(std::make_shared<node_context>(sys, std::move(s))) {
+    add_builtins(ctx->functions);
+    front = system.spawn(front_behavior, ctx);
+  }
+
+  caf::actor_system& system;
+  std::shared_ptr<node_context> ctx;
+  node_actor front;
+  bridge_actor bridge;
+  std::string url;
+  bool running = false;
+};
+
+node::node(caf::actor_system& system, settings s)
+  : impl_(std::make_unique<impl>(system, std::move(s))) {}
+
+node::~node() {
+  stop();
+  if (impl_->front)
+    caf::anon_send_exit(impl_->front, caf::exit_reason::user_shutdown);
+  impl_->ctx->pool.stop();
+}
+
+void node::add_raw_function(std::string name, raw_function fn, function_options options) {
+  if (name.empty())
+    throw std::invalid_argument("a function needs a name");
+  if (!fn)
+    throw std::invalid_argument("function '" + name + "' is empty");
+  local_function f;
+  f.name = std::move(name);
+  f.call = std::move(fn);
+  f.resources.insert(options.resources.begin(), options.resources.end());
+  f.run_inline = options.run_inline;
+  impl_->ctx->functions.add(std::move(f));
+}
+
+std::string node::start() {
+  auto& st = *impl_;
+  if (st.running)
+    return st.url;
+  st.bridge = spawn_bridge(st.system, st.ctx);
+  caf::scoped_actor self{st.system};
+  std::uint16_t port = 0;
+  std::string why = "no answer from the bridge";
+  self->request(st.bridge, std::chrono::seconds(30), listen_atom::value)
+    .receive(
+      [&](std::uint16_t p, std::string& e) {
+        port = p;
+        why = std::move(e);
+      },
+      [&](caf::error& e) { why = st.system.render(e); });
+  if (port == 0) {
+    self->send_exit(st.bridge, caf::exit_reason::user_shutdown);
+    st.bridge = nullptr;
+    throw std::runtime_error(why);
+  }
+  auto& cfg = st.ctx->config;
+  cfg.port = port;
+  st.url = "ws://" + cfg.host + ":" + std::to_string(port);
+  if (cfg.advertised_urls.empty())
+    cfg.advertised_urls.push_back(st.url);
+  st.running = true;
+  MPREG_LOG(info, "node '" << cfg.name << "' listening on " << st.url << " with "
+                           << st.ctx->functions.names().size() << " functions");
+  return st.url;
+}
+
+void node::stop() {
+  auto& st = *impl_;
+  if (!st.running)
+    return;
+  st.running = false;
+  caf::scoped_actor self{st.system};
+  self->request(st.bridge, std::chrono::seconds(10), stop_atom::value)
+    .receive([](bool) {},
+             [&](caf::error& e) {
+               MPREG_LOG(warn, "stopping the listener: " << st.system.render(e));
+             });
+  self->send_exit(st.bridge, caf::exit_reason::user_shutdown);
+  st.bridge = nullptr;
+  MPREG_LOG(info, "node '" << st.ctx->config.name << "' stopped");
+}
+
+std::string node::url() const {
+  return impl_->url;
+}
+
+const settings& node::config() const {
+  return impl_->ctx->config;
+}
+
+node_actor node::handle() const {
+  return impl_->front;
+}
+
+std::vector<std::string> node::functions() const {
+  return impl_->ctx->functions.names();
+}
+
+} // namespace mpreg

@@ -1,0 +1,152 @@
+#include "sessions/session_actor.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "jobs/job_actor.hpp"
+#include "node/node_context.hpp"
+#include "protocol/codec.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+struct session_state {
+  static inline const char* name = "mpreg.session";
+  std::shared_ptr<node_context> ctx;
+  std::shared_ptr<bridge::outbound> out;
+  // Jobs in flight, so a closed connection can cancel them.
+  std::unordered_map<caf::actor_id, job_actor> jobs;
+};
+
+using session_pointer = session_actor::stateful_pointer<session_state>;
+
+void reply_error(session_pointer self, const std::string& u, const rpc_error& err) {
+  response r;
+  r.u = u;
+  r.error = err;
+  self->state.out->send(protocol::encode(r));
+}
+
+void run_request(session_pointer self, request req) {
+  auto job = spawn_job(self->system(), self->state.ctx);
+  auto id = job.id();
+  self->state.jobs.emplace(id, job);
+  std::string u = req.u;
+  self->request(job, caf::infinite, std::move(req))
+    .then(
+      [self, id](response& r) {
+        self->state.jobs.erase(id);
+        self->state.out->send(protocol::encode(r));
+      },
+      [self, id, u](caf::error& e) {
+        // The job died without answering (a bug): still exactly one answer.
+        self->state.jobs.erase(id);
+        MPREG_LOG(error, "job for request " << u << " failed: " << self->system().render(e));
+        reply_error(self, u, rpc_error(error_code::internal_error, "internal error running the request"));
+      });
+}
+
+void run_internal_call(session_pointer self, protocol::internal_rpc call) {
+  auto& ctx = *self->state.ctx;
+  auto out = self->state.out;
+  auto f = ctx.functions.find(call.command);
+  if (!f) {
+    protocol::internal_answer a{call.u, json{}, rpc_error(error_code::command_not_found,
+                                                          "no function '" + call.command + "' here")};
+    out->send(protocol::encode(a));
+    return;
+  }
+  auto task = [out, f, call = std::move(call)] {
+    auto result = invoke_function(*f, call.args, call.kwargs);
+    out->send(protocol::encode(protocol::internal_answer{call.u, std::move(result.value),
+                                                         std::move(result.error)}));
+  };
+  if (f->run_inline)
+    task();
+  else if (!ctx.pool.submit(std::move(task)))
+    out->send(protocol::encode(protocol::internal_answer{
+      call.u, json{}, rpc_error(error_code::internal_error, "node is stopping")}));
+}
+
+void handle_server_message(session_pointer self, const protocol::server_message& m) {
+  auto& ctx = *self->state.ctx;
+  response r;
+  r.u = m.u;
+  if (m.what == "HELLO") {
+    if (!m.advert.cluster_id.empty() && m.advert.cluster_id != ctx.config.cluster_id) {
+      reply_error(self, m.u,
+                  rpc_error(error_code::cluster_id_mismatch,
+                            "cluster ID mismatch: this node is in '" + ctx.config.cluster_id +
+                              "', the peer in '" + m.advert.cluster_id + "'",
+                            json::make_object({{"expected", ctx.config.cluster_id},
+                                               {"got", m.advert.cluster_id}})));
+      self->state.out->close(1008, "cluster ID mismatch");
+      return;
+    }
+    r.r = json("ADDED");
+  } else if (m.what == "GOODBYE") {
+    r.r = json("GONE");
+  } else if (m.what == "STATUS") {
+    r.r = json("STATUS");
+  } else {
+    reply_error(self, m.u, rpc_error(error_code::unknown_message_type,
+                                     "unknown server message '" + m.what + "'",
+                                     json::make_object({{"what", m.what}})));
+    return;
+  }
+  self->state.out->send(protocol::encode(r));
+}
+
+struct dispatcher {
+  session_pointer self;
+  void operator()(protocol::decode_failure& f) { reply_error(self, f.u, f.error); }
+  void operator()(request& r) { run_request(self, std::move(r)); }
+  void operator()(protocol::server_message& m) { handle_server_message(self, m); }
+  void operator()(protocol::internal_rpc& c) { run_internal_call(self, std::move(c)); }
+  void operator()(protocol::internal_answer&) {
+    // Answers arrive on the links this node opened, never on a session.
+    MPREG_LOG(debug, "ignoring an internal-answer from client " << self->state.out->remote());
+  }
+  void operator()(protocol::gossip&) {}
+  void operator()(response&) {
+    MPREG_LOG(debug, "ignoring a response frame from client " << self->state.out->remote());
+  }
+};
+
+session_actor::behavior_type session_behavior(session_pointer self,
+                                              std::shared_ptr<node_context> ctx,
+                                              std::shared_ptr<bridge::outbound> out) {
+  self->state.ctx = std::move(ctx);
+  self->state.out = std::move(out);
+  self->state.ctx->sessions_open.fetch_add(1);
+  self->attach_functor([ctx = self->state.ctx] { ctx->sessions_open.fetch_sub(1); });
+  return {
+    [self](frame_atom, std::string& frame) {
+      try {
+        auto msg = protocol::decode(frame);
+        std::visit(dispatcher{self}, msg);
+      } catch (const std::exception& e) {
+        MPREG_LOG(error, "session " << self->state.out->remote() << ": " << e.what());
+        reply_error(self, "unknown", rpc_error(error_code::internal_error, "internal error"));
+      }
+    },
+    [self](closed_atom) {
+      for (auto& [id, job] : self->state.jobs)
+        self->send_exit(job, caf::exit_reason::user_shutdown);
+      self->state.jobs.clear();
+      self->quit();
+    },
+  };
+}
+
+} // namespace
+
+session_actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                            std::shared_ptr<bridge::outbound> out) {
+  return sys.spawn(session_behavior, std::move(ctx), std::move(out));
+}
+
+} // namespace mpreg

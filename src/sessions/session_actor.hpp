@@ -1,0 +1,30 @@
+// The session: one actor per WebSocket connection. It decodes each frame
+// once, starts a job per request, writes each job's response, answers
+// forwarded calls and hands cluster messages on. When the connection closes
+// it cancels the connection's jobs.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "bridge/ws_server.hpp"
+
+namespace mpreg {
+
+struct node_context;
+
+using frame_atom = caf::atom_constant<caf::atom("frame")>;
+using closed_atom = caf::atom_constant<caf::atom("closed")>;
+
+using session_actor =
+  caf::typed_actor<caf::reacts_to<frame_atom, std::string>, // one frame's text
+                   caf::reacts_to<closed_atom>>;            // the connection is gone
+
+session_actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                            std::shared_ptr<bridge::outbound> out);
+
+} // namespace mpreg

@@ -1,0 +1,121 @@
+// mpreg-node: run one MPREG node (PROTOCOL.md "The mpreg-node command line").
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "config/node_options.hpp"
+#include "mpreg/module.hpp"
+#include "mpreg/node.hpp"
+#include "mpreg_build_config.h"
+#include "util/log.hpp"
+
+namespace {
+
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "mpreg-node: %s\n", why.c_str());
+  std::exit(2);
+}
+
+// Loads one module and lets it register its functions.
+void load_module(const std::string& path, mpreg::node& node) {
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    die("cannot load module " + path + ": " + dlerror());
+  using abi_fn = int (*)();
+  using register_fn = void (*)(mpreg::node&);
+  auto abi = reinterpret_cast<abi_fn>(dlsym(lib, "mpreg_module_abi"));
+  auto reg = reinterpret_cast<register_fn>(dlsym(lib, "mpreg_module_register"));
+  if (!abi || !reg)
+    die("module " + path + " has no MPREG_MODULE entry point");
+  if (abi() != MPREG_MODULE_ABI)
+    die("module " + path + " was built for module ABI " + std::to_string(abi()) + ", this node has " +
+        std::to_string(MPREG_MODULE_ABI));
+  try {
+    reg(node);
+  } catch (const std::exception& e) {
+    die("module " + path + " failed to register: " + e.what());
+  }
+  // The library stays loaded for the life of the process: its code is registered.
+  MPREG_LOG(info, "loaded module " << path);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  mpreg::config::node_options opts;
+  try {
+    opts = mpreg::config::parse_node_args(argc, argv);
+  } catch (const std::exception& e) {
+    die(std::string(e.what()) + " (see --help)");
+  }
+  if (opts.show_help) {
+    std::fputs(mpreg::config::node_usage().c_str(), stdout);
+    return 0;
+  }
+  if (opts.show_version) {
+    std::printf("mpreg-node %s (MPREG 2.0 wire protocol, CAF 0.17)\n", MPREG_VERSION);
+    return 0;
+  }
+  mpreg::log::level level;
+  if (!mpreg::log::parse_level(opts.log_level, level))
+    die("unknown log level '" + opts.log_level + "'");
+  mpreg::log::set_level(level);
+
+  // Signals are taken synchronously by this thread (sigwait): every thread
+  // started from here on inherits the blocked mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  caf::actor_system_config cfg; // never handed argv: our flags are not CAF's
+  auto cores = std::max(2u, std::thread::hardware_concurrency());
+  cfg.set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  int exit_code = 0;
+  {
+    caf::actor_system system{cfg};
+    {
+      mpreg::node node{system, opts.node};
+      for (const auto& path : opts.modules)
+        load_module(path, node);
+      std::string url;
+      try {
+        url = node.start();
+      } catch (const std::exception& e) {
+        die(e.what());
+      }
+      std::printf("mpreg-node listening on %s\n", url.c_str());
+      std::fflush(stdout);
+
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      MPREG_LOG(info, "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping");
+      // A second signal, or a shutdown stuck for 10 s, ends the process at once.
+      std::thread([stop_signals] {
+        int again = 0;
+        struct timespec limit {10, 0};
+        siginfo_t info;
+        again = sigtimedwait(&stop_signals, &info, &limit);
+        if (again > 0)
+          std::fputs("mpreg-node: second signal, exiting now\n", stderr);
+        else
+          std::fputs("mpreg-node: shutdown took too long, exiting now\n", stderr);
+        std::_Exit(again > 0 ? 1 : 0);
+      }).detach();
+      node.stop();
+    }
+  }
+  return exit_code;
+}
