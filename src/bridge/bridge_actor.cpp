@@ -6,6 +6,7 @@
 
 #include "bridge/ws_server.hpp"
 #include "node/node_context.hpp"
+#include "peers/peer_view.hpp"
 #include "sessions/session_actor.hpp"
 #include "util/log.hpp"
 
@@ -29,24 +30,8 @@ using bridge_pointer = bridge_actor::stateful_pointer<bridge_state>;
 std::pair<int, std::string> http_page(node_context& ctx, const std::string& path) {
   if (path == "/health")
     return {200, "ok\n"};
-  if (path == "/status") {
-    json::array funs;
-    for (auto& f : ctx.functions.names())
-      funs.emplace_back(f);
-    json::array res;
-    for (auto& r : ctx.resources)
-      res.emplace_back(r);
-    json status = json::make_object({
-      {"name", ctx.config.name},
-      {"cluster_id", ctx.config.cluster_id},
-      {"functions", json{std::move(funs)}},
-      {"resources", json{std::move(res)}},
-      {"sessions", static_cast<unsigned long long>(ctx.sessions_open.load())},
-      {"requests_total", static_cast<unsigned long long>(ctx.requests_total.load())},
-      {"requests_failed", static_cast<unsigned long long>(ctx.requests_failed.load())},
-    });
-    return {200, status.dump() + "\n"};
-  }
+  if (path == "/status")
+    return {200, cluster_status(ctx).dump() + "\n"};
   return {404, "not found: try /health or /status\n"};
 }
 

@@ -1,7 +1,9 @@
 #include "jobs/job_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <random>
 #include <optional>
 #include <vector>
 
@@ -9,6 +11,7 @@
 
 #include "jobs/request_graph.hpp"
 #include "node/node_context.hpp"
+#include "peers/cluster_messages.hpp"
 #include "protocol/codec.hpp"
 #include "util/log.hpp"
 
@@ -26,7 +29,8 @@ struct job_state {
   std::vector<std::optional<json>> results;
   std::vector<std::size_t> waiting_on; // unfinished dependencies per command
   std::deque<std::size_t> ready;
-  std::vector<bool> started;
+  std::vector<std::vector<std::string>> tried;      // peers tried per command
+  std::vector<std::optional<rpc_error>> last_loss;  // why the last peer failed
   std::size_t finished = 0;
   bool answered = false;
 };
@@ -112,33 +116,95 @@ void complete(job_pointer self, std::size_t i, call_outcome out) {
       st.ready.push_back(d);
 }
 
-void start_command(job_pointer self, std::size_t i) {
+void pump(job_pointer self);
+
+json string_array(const std::vector<std::string>& xs) {
+  json::array a;
+  for (const auto& x : xs)
+    a.emplace_back(x);
+  return json{std::move(a)};
+}
+
+void start_command(job_pointer self, std::size_t i);
+
+// A remote run ended without a result: try another node, or give up.
+void retry_elsewhere(job_pointer self, std::size_t i, const rpc_error& why) {
   auto& st = self->state;
-  st.started[i] = true;
+  if (st.answered || st.results[i])
+    return;
+  MPREG_LOG(debug, "command '" << st.req.cmds[i].name << "' lost its node: " << why.message);
+  st.last_loss[i] = why;
+  start_command(self, i);
+  pump(self);
+}
+
+void run_remote(job_pointer self, std::size_t i, const route& target) {
+  auto& st = self->state;
   const auto& cmd = st.req.cmds[i];
-  auto f = st.ctx->local_match(cmd.fun, cmd.locs);
-  if (!f) {
-    json details = command_details(cmd, json::make_object({{"locs", [&] {
-                                                              json::array a;
-                                                              for (const auto& l : cmd.locs)
-                                                                a.emplace_back(l);
-                                                              return json{std::move(a)};
-                                                            }()}}));
+  auto [args, kwargs] = st.graph->resolve(i, st.results);
+  st.tried[i].push_back(target.url);
+  protocol::internal_rpc call{protocol::new_id(), cmd.fun, std::move(args), std::move(kwargs)};
+  self->request(target.link, caf::infinite, forward_atom::value, std::move(call))
+    .then(
+      [self, i](call_outcome& out) {
+        auto code = out.error ? out.error->code : 0;
+        // Lost, or it no longer has the function: another node may do it.
+        if (code == static_cast<int>(error_code::node_lost) ||
+            code == static_cast<int>(error_code::command_not_found)) {
+          retry_elsewhere(self, i, *out.error);
+          return;
+        }
+        complete(self, i, std::move(out));
+        pump(self);
+      },
+      [self, i, url = target.url](caf::error&) {
+        retry_elsewhere(self, i, rpc_error(error_code::node_lost, "the link to " + url + " stopped"));
+      });
+}
+
+void start_command(job_pointer self, std::size_t i) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  auto& st = self->state;
+  const auto& cmd = st.req.cmds[i];
+  auto local = st.tried[i].empty() ? st.ctx->local_match(cmd.fun, cmd.locs) : nullptr;
+  auto remotes = st.ctx->routes.candidates(cmd.fun, cmd.locs);
+  remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
+                               [&](const route& r) {
+                                 return std::find(st.tried[i].begin(), st.tried[i].end(), r.url) !=
+                                        st.tried[i].end();
+                               }),
+                remotes.end());
+  std::size_t choices = remotes.size() + (local ? 1 : 0);
+  if (choices == 0) {
+    if (st.last_loss[i]) {
+      auto err = *st.last_loss[i];
+      fail(self, rpc_error(error_code::node_lost,
+                           "command '" + cmd.name + "': the node running it was lost and no other node could take it (" +
+                             err.message + ")",
+                           command_details(cmd, json::make_object({{"tried", string_array(st.tried[i])}}))));
+      return;
+    }
     fail(self, rpc_error(error_code::command_not_found,
                          "command '" + cmd.name + "': no node has function '" + cmd.fun + "'" +
                            (cmd.locs.empty() ? std::string{} : " with the requested locs"),
-                         std::move(details)));
+                         command_details(cmd, json::make_object({{"locs", string_array(cmd.locs)}}))));
+    return;
+  }
+  // Random among every match, this node included, so load spreads.
+  std::size_t pick = std::uniform_int_distribution<std::size_t>(0, choices - 1)(rng);
+  if (!local || pick < remotes.size()) {
+    run_remote(self, i, remotes[local ? pick : pick]);
     return;
   }
   auto [args, kwargs] = st.graph->resolve(i, st.results);
-  if (f->run_inline) {
-    complete(self, i, invoke_function(*f, args, kwargs));
+  if (local->run_inline) {
+    complete(self, i, invoke_function(*local, args, kwargs));
     return;
   }
   // Off the actor threads: the function may block or take long.
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
   bool queued = st.ctx->pool.submit(
-    [weak, i, f, args = std::move(args), kwargs = std::move(kwargs)]() mutable {
+    [weak, i, f = local, args = std::move(args), kwargs = std::move(kwargs)]() mutable {
       auto out = invoke_function(*f, args, kwargs);
       if (auto strong = weak.lock())
         caf::anon_send(caf::actor_cast<job_actor>(strong), command_done{i, std::move(out)});
@@ -170,7 +236,8 @@ void begin(job_pointer self, request req) {
   }
   auto n = st.req.cmds.size();
   st.results.resize(n);
-  st.started.assign(n, false);
+  st.tried.resize(n);
+  st.last_loss.resize(n);
   st.waiting_on.resize(n);
   for (std::size_t i = 0; i < n; ++i)
     st.waiting_on[i] = st.graph->dependencies(i).size();

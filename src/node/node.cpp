@@ -7,6 +7,9 @@
 #include <caf/all.hpp>
 
 #include "bridge/bridge_actor.hpp"
+#include "gossip/gossip_actor.hpp"
+#include "peers/cluster_messages.hpp"
+#include "peers/peer_supervisor.hpp"
 #include "jobs/job_actor.hpp"
 #include "node/node_context.hpp"
 #include "util/log.hpp"
@@ -34,6 +37,18 @@ struct node::impl {
     : system(sys), ctx(std::make_shared<node_context>(sys, std::move(s))) {
     add_builtins(ctx->functions);
     front = system.spawn(front_behavior, ctx);
+    ctx->link_transport = std::make_unique<transport::ws_client_endpoint>(
+      transport::ws_client_options{ctx->config.max_message_size, std::chrono::milliseconds{1000}});
+    // The cluster actors live as long as the node; sessions reach them
+    // through the context, which never changes them.
+    ctx->supervisor = spawn_peer_supervisor(system, ctx);
+    ctx->gossip = spawn_gossip(system, ctx, ctx->supervisor);
+    // A function registered later is announced to every peer at once.
+    ctx->functions.on_add([sup = caf::actor_cast<caf::weak_actor_ptr>(ctx->supervisor)](
+                            const local_function& f) {
+      if (auto strong = sup.lock())
+        caf::anon_send(caf::actor_cast<caf::actor>(strong), announce_atom::value, f.name);
+    });
   }
 
   caf::actor_system& system;
@@ -49,9 +64,12 @@ node::node(caf::actor_system& system, settings s)
 
 node::~node() {
   stop();
-  if (impl_->front)
-    caf::anon_send_exit(impl_->front, caf::exit_reason::user_shutdown);
-  impl_->ctx->pool.stop();
+  auto& ctx = *impl_->ctx;
+  for (auto& a : {caf::actor_cast<caf::actor>(impl_->front), ctx.gossip, ctx.supervisor})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  ctx.functions.on_add(nullptr);
+  ctx.pool.stop();
+  ctx.link_transport.reset(); // closes what is left, joins its thread
 }
 
 void node::add_raw_function(std::string name, raw_function fn, function_options options) {
@@ -93,6 +111,12 @@ std::string node::start() {
   if (cfg.advertised_urls.empty())
     cfg.advertised_urls.push_back(st.url);
   st.running = true;
+  // Seeds: linked now, and retried with backoff until they answer.
+  auto seeds = cfg.peers;
+  if (!cfg.connect.empty())
+    seeds.push_back(cfg.connect);
+  for (const auto& url : seeds)
+    caf::anon_send(st.ctx->supervisor, connect_atom::value, url, true);
   MPREG_LOG(info, "node '" << cfg.name << "' listening on " << st.url << " with "
                            << st.ctx->functions.names().size() << " functions");
   return st.url;
@@ -104,6 +128,10 @@ void node::stop() {
     return;
   st.running = false;
   caf::scoped_actor self{st.system};
+  // GOODBYE first, so peers stop routing here before our connections drop.
+  self->request(st.ctx->supervisor, std::chrono::seconds(3), leave_atom::value)
+    .receive([](bool) {},
+             [&](caf::error& e) { MPREG_LOG(warn, "leaving the cluster: " << st.system.render(e)); });
   self->request(st.bridge, std::chrono::seconds(10), stop_atom::value)
     .receive([](bool) {},
              [&](caf::error& e) {

@@ -9,9 +9,13 @@
 
 #include <caf/fwd.hpp>
 
+#include <caf/actor.hpp>
+
 #include "jobs/worker_pool.hpp"
+#include "peers/routing_table.hpp"
 #include "mpreg/settings.hpp"
 #include "registry/function_registry.hpp"
+#include "transport/ws_client.hpp"
 
 namespace mpreg {
 
@@ -23,6 +27,12 @@ struct node_context {
   std::set<std::string> resources;  ///< config.resources as a set
   function_registry functions;
   worker_pool pool;
+  routing_table routes;             ///< peers and their functions (cluster)
+  /// Outgoing peer connections; created by start(), destroyed by stop().
+  std::unique_ptr<transport::ws_client_endpoint> link_transport;
+  /// Cluster actors, set while the node runs (sessions hand messages to them).
+  caf::actor supervisor;
+  caf::actor gossip;
 
   /// True when this node itself can run `fun` with `locs`.
   std::shared_ptr<const local_function> local_match(const std::string& fun,

@@ -6,6 +6,8 @@
 
 #include "jobs/job_actor.hpp"
 #include "node/node_context.hpp"
+#include "peers/cluster_messages.hpp"
+#include "peers/peer_view.hpp"
 #include "protocol/codec.hpp"
 #include "util/log.hpp"
 
@@ -19,6 +21,8 @@ struct session_state {
   std::shared_ptr<bridge::outbound> out;
   // Jobs in flight, so a closed connection can cancel them.
   std::unordered_map<caf::actor_id, job_actor> jobs;
+  // Set when the other side is a peer node that said HELLO on this connection.
+  std::string peer_url;
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
@@ -86,11 +90,24 @@ void handle_server_message(session_pointer self, const protocol::server_message&
       self->state.out->close(1008, "cluster ID mismatch");
       return;
     }
+    // A peer is known by its first advertised URL, else by its address.
+    auto& st = self->state;
+    if (!m.advert.advertised_urls.empty())
+      st.peer_url = m.advert.advertised_urls[0];
+    else if (st.peer_url.empty())
+      st.peer_url = "ws://" + st.out->remote();
+    caf::anon_send(ctx.supervisor, hello_atom::value, st.peer_url, m.advert);
     r.r = json("ADDED");
   } else if (m.what == "GOODBYE") {
+    if (!self->state.peer_url.empty())
+      caf::anon_send(ctx.supervisor, goodbye_atom::value, self->state.peer_url);
     r.r = json("GONE");
   } else if (m.what == "STATUS") {
-    r.r = json("STATUS");
+    // MPREG answers r "STATUS"; the cluster view rides along as "status" (ext).
+    json frame = protocol::to_json(response{m.u, json("STATUS"), std::nullopt});
+    frame["status"] = cluster_status(ctx);
+    self->state.out->send(frame.dump());
+    return;
   } else {
     reply_error(self, m.u, rpc_error(error_code::unknown_message_type,
                                      "unknown server message '" + m.what + "'",
@@ -110,7 +127,9 @@ struct dispatcher {
     // Answers arrive on the links this node opened, never on a session.
     MPREG_LOG(debug, "ignoring an internal-answer from client " << self->state.out->remote());
   }
-  void operator()(protocol::gossip&) {}
+  void operator()(protocol::gossip& g) {
+    caf::anon_send(self->state.ctx->gossip, gossip_atom::value, std::move(g));
+  }
   void operator()(response&) {
     MPREG_LOG(debug, "ignoring a response frame from client " << self->state.out->remote());
   }

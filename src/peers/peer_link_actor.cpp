@@ -1,0 +1,163 @@
+#include "peers/peer_link_actor.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "node/node_context.hpp"
+#include "peers/cluster_messages.hpp"
+#include "sessions/session_actor.hpp"
+#include "transport/ws_client.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+struct link_state {
+  static inline const char* name = "mpreg.peer_link";
+  std::shared_ptr<node_context> ctx;
+  std::string url;
+  caf::actor supervisor;
+  transport::ws_connection_ptr conn;
+  std::string hello_u;
+  bool ready = false;
+  std::unordered_map<std::string, caf::response_promise> pending; // u -> waiting job
+};
+
+using link_pointer = caf::stateful_actor<link_state>*;
+
+void fail_pending(link_pointer self, const std::string& why) {
+  for (auto& [u, promise] : self->state.pending) {
+    call_outcome out;
+    out.error = rpc_error(error_code::node_lost, "lost the link to " + self->state.url + ": " + why,
+                          json::make_object({{"peer", self->state.url}}));
+    promise.deliver(std::move(out));
+  }
+  self->state.pending.clear();
+}
+
+void on_frame(link_pointer self, std::string& frame) {
+  auto& st = self->state;
+  auto msg = protocol::decode(frame);
+  if (auto a = std::get_if<protocol::internal_answer>(&msg)) {
+    auto i = st.pending.find(a->u);
+    if (i == st.pending.end())
+      return; // the caller gave up (deadline) long ago
+    i->second.deliver(call_outcome{std::move(a->answer), std::move(a->error)});
+    st.pending.erase(i);
+  } else if (auto r = std::get_if<response>(&msg)) {
+    if (r->u != st.hello_u)
+      return; // GONE and friends need no action
+    if (r->error) {
+      MPREG_LOG(warn, "peer " << st.url << " refused our HELLO: " << r->error->message);
+      self->send(st.supervisor, link_refused_atom::value, st.url, r->error->message);
+      st.conn->close("HELLO refused");
+      self->quit(); // normal exit: refused links are not restarted
+      return;
+    }
+    st.ready = true;
+    MPREG_LOG(info, "linked to peer " << st.url);
+    self->send(st.supervisor, link_up_atom::value, st.url, caf::actor_cast<caf::actor>(self));
+  }
+}
+
+caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx, std::string url,
+                            caf::actor supervisor) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.url = std::move(url);
+  st.supervisor = std::move(supervisor);
+  // Transport callbacks run on the endpoint's thread: they only post messages,
+  // through a weak handle so a stopped node is not kept alive by them.
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
+  auto post = [weak](auto... xs) {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(strong), std::move(xs)...);
+  };
+  transport::ws_handlers h;
+  h.on_open = [post] { post(link_open_atom::value); };
+  h.on_message = [post](std::string&& frame) { post(frame_atom::value, std::move(frame)); };
+  h.on_close = [post](std::string reason) { post(link_closed_atom::value, std::move(reason)); };
+  st.conn = st.ctx->link_transport->connect(st.url, std::move(h));
+  self->attach_functor([conn = st.conn] { conn->close("link stopped"); });
+  return {
+    [self](link_open_atom) {
+      auto& st = self->state;
+      st.hello_u = protocol::new_id();
+      st.conn->send(hello_frame(*st.ctx, st.hello_u));
+    },
+    [self](frame_atom, std::string& frame) {
+      try {
+        on_frame(self, frame);
+      } catch (const std::exception& e) {
+        MPREG_LOG(warn, "peer " << self->state.url << ": bad frame: " << e.what());
+      }
+    },
+    [self](link_closed_atom, std::string& reason) {
+      if (self->state.ready)
+        MPREG_LOG(warn, "link to " << self->state.url << " closed: " << reason);
+      else
+        MPREG_LOG(debug, "link to " << self->state.url << " failed: " << reason);
+      fail_pending(self, reason);
+      self->quit(caf::make_error(caf::sec::runtime_error, "link closed: " + reason));
+    },
+    [self](forward_atom, protocol::internal_rpc& call) -> caf::result<call_outcome> {
+      auto& st = self->state;
+      if (!st.ready || !st.conn->send(protocol::encode(call))) {
+        call_outcome out;
+        out.error = rpc_error(error_code::node_lost, "no open link to " + st.url,
+                              json::make_object({{"peer", st.url}}));
+        return out;
+      }
+      auto promise = self->make_response_promise();
+      st.pending.emplace(call.u, promise);
+      return caf::delegated<call_outcome>{};
+    },
+    [self](leave_atom) {
+      auto& st = self->state;
+      if (st.ready) {
+        protocol::server_message bye;
+        bye.u = protocol::new_id();
+        bye.what = "GOODBYE";
+        st.conn->send(protocol::encode(bye));
+      }
+      st.conn->close("node leaving");
+      fail_pending(self, "this node is stopping");
+      self->quit();
+      return true;
+    },
+    [self](send_atom, std::string& frame) {
+      if (self->state.ready)
+        self->state.conn->send(std::move(frame));
+    },
+  };
+}
+
+} // namespace
+
+std::string hello_frame(const node_context& ctx, const std::string& u, const std::string* only) {
+  protocol::server_message m;
+  m.u = u;
+  m.what = "HELLO";
+  m.advert.cluster_id = ctx.config.cluster_id;
+  m.advert.locs.assign(ctx.resources.begin(), ctx.resources.end());
+  m.advert.advertised_urls = ctx.config.advertised_urls;
+  auto fun_locs = ctx.functions.function_resources();
+  if (only) {
+    m.advert.funs = {*only};
+    if (auto i = fun_locs.find(*only); i != fun_locs.end())
+      m.advert.fun_locs[*only] = i->second;
+  } else {
+    m.advert.funs = ctx.functions.names();
+    m.advert.fun_locs = std::move(fun_locs);
+  }
+  return protocol::encode(m);
+}
+
+caf::actor spawn_peer_link(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
+                           std::string url, caf::actor supervisor) {
+  return sys.spawn(link_behavior, std::move(ctx), std::move(url), std::move(supervisor));
+}
+
+} // namespace mpreg

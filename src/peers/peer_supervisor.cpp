@@ -1,0 +1,206 @@
+#include "peers/peer_supervisor.hpp"
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "node/node_context.hpp"
+#include "peers/cluster_messages.hpp"
+#include "peers/peer_link_actor.hpp"
+#include "peers/peer_view.hpp"
+#include "util/log.hpp"
+#include "util/clock.hpp"
+
+namespace mpreg {
+
+namespace {
+
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+
+struct link_slot {
+  caf::actor link;                              // null while waiting to restart
+  std::chrono::milliseconds backoff{0};         // next restart delay
+  bool restart_pending = false;
+};
+
+struct supervisor_state {
+  static inline const char* name = "mpreg.peer_supervisor";
+  std::shared_ptr<node_context> ctx;
+  std::map<std::string, link_slot> links;       // url -> link
+  std::map<caf::actor_addr, std::string> by_addr;
+  std::set<std::string> seeds;                  // --peers / --connect: retried forever
+  std::set<std::string> refused;                // other cluster: never again
+  std::mt19937 rng{std::random_device{}()};
+  bool leaving = false;
+};
+
+using sup_pointer = caf::stateful_actor<supervisor_state>*;
+
+void start_link(sup_pointer self, const std::string& url) {
+  auto& st = self->state;
+  auto& slot = st.links[url];
+  slot.restart_pending = false;
+  if (slot.link)
+    return;
+  slot.link = spawn_peer_link(self->system(), st.ctx, url, caf::actor_cast<caf::actor>(self));
+  self->monitor(slot.link);
+  st.by_addr[slot.link.address()] = url;
+}
+
+void ensure_link(sup_pointer self, const std::string& url) {
+  auto& st = self->state;
+  if (st.leaving || url.empty() || is_self_url(*st.ctx, url) || st.refused.count(url))
+    return;
+  auto i = st.links.find(url);
+  if (i != st.links.end() && (i->second.link || i->second.restart_pending))
+    return;
+  start_link(self, url);
+}
+
+void stop_link(sup_pointer self, const std::string& url) {
+  auto& st = self->state;
+  auto i = st.links.find(url);
+  if (i == st.links.end())
+    return;
+  if (i->second.link) {
+    st.by_addr.erase(i->second.link.address());
+    self->demonitor(i->second.link);
+    self->send_exit(i->second.link, caf::exit_reason::user_shutdown);
+  }
+  st.links.erase(i);
+  st.ctx->routes.set_link(url, nullptr);
+}
+
+// The next delay: doubling from 100 ms, capped, with +-25 % jitter so a
+// cluster that lost a node does not reconnect in lockstep.
+std::chrono::milliseconds next_backoff(sup_pointer self, link_slot& slot) {
+  using namespace std::chrono;
+  auto cap = duration_cast<milliseconds>(duration<double>(self->state.ctx->config.reconnect_max_backoff));
+  slot.backoff = slot.backoff.count() == 0 ? milliseconds{100} : std::min(cap, slot.backoff * 2);
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  return milliseconds{static_cast<long>(static_cast<double>(slot.backoff.count()) * jitter(self->state.rng))};
+}
+
+void on_link_down(sup_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  auto a = st.by_addr.find(dm.source);
+  if (a == st.by_addr.end())
+    return;
+  auto url = a->second;
+  st.by_addr.erase(a);
+  auto i = st.links.find(url);
+  if (i == st.links.end())
+    return;
+  i->second.link = nullptr;
+  st.ctx->routes.set_link(url, nullptr); // stop routing to it at once
+  bool member = st.ctx->routes.contains(url) || st.seeds.count(url);
+  if (st.leaving || st.refused.count(url) || !member) {
+    st.links.erase(i);
+    return;
+  }
+  auto delay = next_backoff(self, i->second);
+  i->second.restart_pending = true;
+  MPREG_LOG(debug, "restarting the link to " << url << " in " << delay.count() << " ms");
+  self->delayed_send(self, delay, restart_atom::value, url);
+}
+
+caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context> ctx) {
+  self->state.ctx = std::move(ctx);
+  self->set_down_handler([self](caf::down_msg& dm) { on_link_down(self, dm); });
+  return {
+    [self](connect_atom, std::string& url, bool seed) {
+      if (seed)
+        self->state.seeds.insert(url);
+      ensure_link(self, url);
+    },
+    [self](restart_atom, std::string& url) {
+      auto& st = self->state;
+      auto i = st.links.find(url);
+      if (i == st.links.end() || !i->second.restart_pending || st.leaving)
+        return;
+      if (!st.ctx->routes.contains(url) && !st.seeds.count(url)) {
+        st.links.erase(i); // it left or expired meanwhile
+        return;
+      }
+      start_link(self, url);
+    },
+    [self](link_up_atom, std::string& url, caf::actor& link) {
+      auto& st = self->state;
+      auto i = st.links.find(url);
+      if (i == st.links.end() || i->second.link != link)
+        return; // a link we already stopped
+      i->second.backoff = std::chrono::milliseconds{0};
+      st.ctx->routes.set_link(url, link);
+      st.ctx->routes.touch(url, wall_seconds());
+    },
+    [self](link_refused_atom, std::string& url, std::string& why) {
+      auto& st = self->state;
+      MPREG_LOG(warn, "not linking to " << url << ": " << why);
+      st.refused.insert(url);
+      stop_link(self, url);
+      st.ctx->routes.remove(url, wall_seconds());
+    },
+    [self](hello_atom, std::string& url, protocol::node_advert& advert) {
+      auto& st = self->state;
+      st.ctx->routes.hello(url, advert, wall_seconds());
+      st.refused.erase(url);
+      ensure_link(self, url);
+    },
+    [self](goodbye_atom, std::string& url) {
+      auto& st = self->state;
+      MPREG_LOG(info, "peer " << url << " said GOODBYE");
+      st.seeds.erase(url); // it left on purpose: do not chase it
+      stop_link(self, url);
+      st.ctx->routes.remove(url, wall_seconds());
+    },
+    [self](forget_atom, std::string& url) {
+      MPREG_LOG(info, "peer " << url << " expired (not seen within the dead-peer timeout)");
+      if (!self->state.seeds.count(url))
+        stop_link(self, url);
+    },
+    [self](announce_atom, std::string& fun) {
+      auto& st = self->state;
+      for (auto& [url, slot] : st.links)
+        if (slot.link)
+          self->send(slot.link, send_atom::value, hello_frame(*st.ctx, protocol::new_id(), &fun));
+    },
+    [self](leave_atom) -> caf::response_promise {
+      auto& st = self->state;
+      st.leaving = true;
+      auto promise = self->make_response_promise();
+      auto remaining = std::make_shared<std::size_t>(0);
+      for (auto& [url, slot] : st.links)
+        if (slot.link) {
+          ++*remaining;
+          self->demonitor(slot.link);
+          st.ctx->routes.set_link(url, nullptr);
+          // Each link writes GOODBYE, closes and answers; we answer after all.
+          self->request(slot.link, std::chrono::seconds(2), leave_atom::value)
+            .then([remaining, promise](bool) mutable {
+                    if (--*remaining == 0)
+                      promise.deliver(true);
+                  },
+                  [remaining, promise](caf::error&) mutable {
+                    if (--*remaining == 0)
+                      promise.deliver(true);
+                  });
+        }
+      st.links.clear();
+      st.by_addr.clear();
+      if (*remaining == 0)
+        promise.deliver(true);
+      return promise;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_peer_supervisor(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
+  return sys.spawn(supervisor_behavior, std::move(ctx));
+}
+
+} // namespace mpreg
