@@ -196,11 +196,22 @@ void start_command(job_pointer self, std::size_t i) {
     run_remote(self, i, remotes[local ? pick : pick]);
     return;
   }
-  auto [args, kwargs] = st.graph->resolve(i, st.results);
+  // A local run is final (no retry elsewhere), so a command without
+  // references hands over its own arguments instead of a copy.
+  auto& own = st.req.cmds[i];
+  bool literal = st.graph->dependencies(i).empty();
   if (local->run_inline) {
-    complete(self, i, invoke_function(*local, args, kwargs));
+    if (literal) {
+      complete(self, i, invoke_function(*local, own.args, own.kwargs));
+    } else {
+      auto [args, kwargs] = st.graph->resolve(i, st.results);
+      complete(self, i, invoke_function(*local, args, kwargs));
+    }
     return;
   }
+  auto [args, kwargs] = literal ? std::pair<json::array, json::object>{std::move(own.args),
+                                                                       std::move(own.kwargs)}
+                                : st.graph->resolve(i, st.results);
   // Off the actor threads: the function may block or take long.
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
   bool queued = st.ctx->pool.submit(

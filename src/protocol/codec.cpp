@@ -43,6 +43,11 @@ const json* member(const json& obj, const char* key) {
   return (v && !v->is_null()) ? v : nullptr;
 }
 
+json* mutable_member(json& obj, const char* key) {
+  json* v = obj.find(key);
+  return (v && !v->is_null()) ? v : nullptr;
+}
+
 const std::string& required_string(const json& obj, const char* key, const std::string& path) {
   const json* v = obj.find(key);
   if (!v)
@@ -75,7 +80,9 @@ json string_array(const std::vector<std::string>& xs) {
   return json{std::move(a)};
 }
 
-command decode_command(const json& c, std::size_t index) {
+// Decoders take the parsed frame by mutable reference and move its pieces out:
+// a frame is decoded once and then dropped, so nothing is copied twice.
+command decode_command(json& c, std::size_t index) {
   std::string path = "cmds[" + std::to_string(index) + "]";
   if (!c.is_object())
     invalid("'" + path + "' must be an object, got " + std::string(c.type_name()),
@@ -83,17 +90,17 @@ command decode_command(const json& c, std::size_t index) {
   command out;
   out.name = required_string(c, "name", path + ".name");
   out.fun = required_string(c, "fun", path + ".fun");
-  if (const json* a = member(c, "args")) {
+  if (json* a = mutable_member(c, "args")) {
     if (!a->is_array())
       invalid("field '" + path + ".args' must be an array, got " + a->type_name(),
               field_detail(path + ".args"));
-    out.args = a->as_array();
+    out.args = std::move(a->as_array());
   }
-  if (const json* k = member(c, "kwargs")) {
+  if (json* k = mutable_member(c, "kwargs")) {
     if (!k->is_object())
       invalid("field '" + path + ".kwargs' must be an object, got " + k->type_name(),
               field_detail(path + ".kwargs"));
-    out.kwargs = k->as_object();
+    out.kwargs = std::move(k->as_object());
   }
   out.locs = string_list(c.find("locs"), path + ".locs");
   return out;
@@ -105,28 +112,28 @@ std::string read_u(const json& frame) {
   return "unknown";
 }
 
-internal_rpc decode_internal_rpc(const json& f) {
+internal_rpc decode_internal_rpc(json& f) {
   internal_rpc m;
   m.u = required_string(f, "u", "u");
   m.command = required_string(f, "command", "command");
-  if (const json* a = member(f, "args")) {
+  if (json* a = mutable_member(f, "args")) {
     if (!a->is_array())
       invalid("field 'args' must be an array", field_detail("args"));
-    m.args = a->as_array();
+    m.args = std::move(a->as_array());
   }
-  if (const json* k = member(f, "kwargs")) {
+  if (json* k = mutable_member(f, "kwargs")) {
     if (!k->is_object())
       invalid("field 'kwargs' must be an object", field_detail("kwargs"));
-    m.kwargs = k->as_object();
+    m.kwargs = std::move(k->as_object());
   }
   return m;
 }
 
-internal_answer decode_internal_answer(const json& f) {
+internal_answer decode_internal_answer(json& f) {
   internal_answer m;
   m.u = required_string(f, "u", "u");
-  if (const json* a = f.find("answer"))
-    m.answer = *a;
+  if (json* a = f.find("answer"))
+    m.answer = std::move(*a);
   if (const json* e = member(f, "error"))
     m.error = rpc_error::from_json(*e);
   return m;
@@ -166,14 +173,81 @@ gossip decode_gossip(const json& f) {
   return g;
 }
 
-response decode_response(const json& f) {
+response decode_response(json& f) {
   response r;
   r.u = read_u(f);
   if (const json* e = member(f, "error"))
     r.error = rpc_error::from_json(*e);
+  else if (json* v = f.find("r"))
+    r.r = std::move(*v);
   else
-    r.r = f.find("r") ? *f.find("r") : json{};
+    r.r = json{};
   return r;
+}
+
+request decode_request_owned(json& f) {
+  request r;
+  r.u = required_string(f, "u", "u");
+  json* cmds = f.find("cmds");
+  if (!cmds)
+    invalid("missing field 'cmds'", field_detail("cmds"));
+  if (!cmds->is_array())
+    invalid(std::string("field 'cmds' must be an array, got ") + cmds->type_name(),
+            field_detail("cmds"));
+  if (cmds->as_array().empty())
+    invalid("field 'cmds' must not be empty", field_detail("cmds"));
+  r.cmds.reserve(cmds->size());
+  std::size_t i = 0;
+  for (auto& c : cmds->as_array())
+    r.cmds.push_back(decode_command(c, i++));
+  if (const json* t = member(f, "timeout")) {
+    if (!t->is_number())
+      invalid(std::string("field 'timeout' must be a number of seconds, got ") + t->type_name(),
+              field_detail("timeout"));
+    double secs = t->as_double();
+    if (!(secs > 0))
+      invalid("field 'timeout' must be positive", field_detail("timeout"));
+    r.timeout = secs;
+  }
+  return r;
+}
+
+inbound decode_owned(json& f) {
+  decode_failure failure;
+  try {
+    if (!f.is_object())
+      invalid(std::string("a frame must be a JSON object, got ") + f.type_name());
+    failure.u = read_u(f);
+    const json* role = f.find("role");
+    if (!role || role->is_null()) {
+      // Frames without a role are answers (clients and peer links read these).
+      if (f.find("r") || f.find("error"))
+        return decode_response(f);
+      throw protocol_error(rpc_error(error_code::invalid_role, "missing field 'role'",
+                                     field_detail("role")));
+    }
+    if (!role->is_string())
+      throw protocol_error(rpc_error(error_code::invalid_role, "field 'role' must be a string",
+                                     field_detail("role")));
+    const std::string& name = role->as_string();
+    if (name == "rpc")
+      return decode_request_owned(f);
+    if (name == "server")
+      return decode_server(f);
+    if (name == "internal-rpc")
+      return decode_internal_rpc(f);
+    if (name == "internal-answer")
+      return decode_internal_answer(f);
+    if (name == "gossip")
+      return decode_gossip(f);
+    throw protocol_error(rpc_error(error_code::invalid_role, "invalid role '" + name + "'",
+                                   json::make_object({{"role", name}})));
+  } catch (const protocol_error& e) {
+    failure.error = e.error;
+  } catch (const json_error& e) {
+    failure.error = rpc_error(error_code::invalid_request, e.what());
+  }
+  return failure;
 }
 
 } // namespace
@@ -206,68 +280,13 @@ json to_json(const node_advert& a) {
 }
 
 request decode_request(const json& f) {
-  request r;
-  r.u = required_string(f, "u", "u");
-  const json* cmds = f.find("cmds");
-  if (!cmds)
-    invalid("missing field 'cmds'", field_detail("cmds"));
-  if (!cmds->is_array())
-    invalid(std::string("field 'cmds' must be an array, got ") + cmds->type_name(),
-            field_detail("cmds"));
-  if (cmds->as_array().empty())
-    invalid("field 'cmds' must not be empty", field_detail("cmds"));
-  r.cmds.reserve(cmds->size());
-  std::size_t i = 0;
-  for (const auto& c : cmds->as_array())
-    r.cmds.push_back(decode_command(c, i++));
-  if (const json* t = member(f, "timeout")) {
-    if (!t->is_number())
-      invalid(std::string("field 'timeout' must be a number of seconds, got ") + t->type_name(),
-              field_detail("timeout"));
-    double secs = t->as_double();
-    if (!(secs > 0))
-      invalid("field 'timeout' must be positive", field_detail("timeout"));
-    r.timeout = secs;
-  }
-  return r;
+  json copy = f;
+  return decode_request_owned(copy);
 }
 
 inbound decode_value(const json& f) {
-  decode_failure failure;
-  try {
-    if (!f.is_object())
-      invalid(std::string("a frame must be a JSON object, got ") + f.type_name());
-    failure.u = read_u(f);
-    const json* role = f.find("role");
-    if (!role || role->is_null()) {
-      // Frames without a role are answers (clients and peer links read these).
-      if (f.find("r") || f.find("error"))
-        return decode_response(f);
-      throw protocol_error(rpc_error(error_code::invalid_role, "missing field 'role'",
-                                     field_detail("role")));
-    }
-    if (!role->is_string())
-      throw protocol_error(rpc_error(error_code::invalid_role, "field 'role' must be a string",
-                                     field_detail("role")));
-    const std::string& name = role->as_string();
-    if (name == "rpc")
-      return decode_request(f);
-    if (name == "server")
-      return decode_server(f);
-    if (name == "internal-rpc")
-      return decode_internal_rpc(f);
-    if (name == "internal-answer")
-      return decode_internal_answer(f);
-    if (name == "gossip")
-      return decode_gossip(f);
-    throw protocol_error(rpc_error(error_code::invalid_role, "invalid role '" + name + "'",
-                                   json::make_object({{"role", name}})));
-  } catch (const protocol_error& e) {
-    failure.error = e.error;
-  } catch (const json_error& e) {
-    failure.error = rpc_error(error_code::invalid_request, e.what());
-  }
-  return failure;
+  json copy = f;
+  return decode_owned(copy);
 }
 
 inbound decode(std::string_view frame) {
@@ -279,7 +298,7 @@ inbound decode(std::string_view frame) {
     f.error = rpc_error(error_code::invalid_request, e.what());
     return f;
   }
-  return decode_value(value);
+  return decode_owned(value);
 }
 
 json to_json(const request& r) {
@@ -308,7 +327,15 @@ std::string encode(const request& r) {
 }
 
 std::string encode(const response& r) {
-  return to_json(r).dump();
+  if (r.error)
+    return to_json(r).dump();
+  // Serialise the result in place: no copy of a possibly large tree.
+  std::string out = "{\"r\":";
+  out += r.r ? r.r->dump() : "null";
+  out += ",\"error\":null,\"u\":";
+  out += json(r.u).dump();
+  out += '}';
+  return out;
 }
 
 std::string encode(const server_message& m) {
