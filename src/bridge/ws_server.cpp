@@ -100,10 +100,6 @@ ws_server::ws_server(server_events events, std::size_t max_message_size)
   ep.set_max_message_size(max_message_size);
   std::weak_ptr<impl> weak = impl_;
   // Every handler is set before listen(): connections copy them at creation.
-  ep.set_socket_init_handler([](websocketpp::connection_hdl, asio::ip::tcp::socket& s) {
-    asio::error_code ec;
-    s.set_option(asio::ip::tcp::no_delay(true), ec); // small frames, latency matters
-  });
   ep.set_open_handler([weak](websocketpp::connection_hdl hdl) {
     auto self = weak.lock();
     if (!self)
@@ -112,6 +108,10 @@ ws_server::ws_server(server_events events, std::size_t max_message_size)
     auto con = self->endpoint.get_con_from_hdl(hdl, ec);
     if (ec)
       return;
+    // Small frames and latency matter: no Nagle delay. (The socket-init
+    // handler runs before the socket is open, so it is set here.)
+    asio::error_code nodelay_ec;
+    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     con->id = self->next_id++;
     self->open.emplace(con->id, hdl);
     std::string remote = con->get_remote_endpoint();

@@ -27,6 +27,7 @@ struct job_state {
   std::unique_ptr<request_graph> graph;
   caf::typed_response_promise<response> promise;
   std::vector<std::optional<json>> results;
+  std::vector<std::size_t> sizes;      // encoded size estimate of each result
   std::vector<std::size_t> waiting_on; // unfinished dependencies per command
   std::deque<std::size_t> ready;
   std::vector<std::vector<std::string>> tried;      // peers tried per command
@@ -102,7 +103,8 @@ void complete(job_pointer self, std::size_t i, call_outcome out) {
     fail(self, std::move(err));
     return;
   }
-  if (encoded_size_estimate(out.value) > max_size(st)) {
+  auto size = encoded_size_estimate(out.value);
+  if (size > max_size(st)) {
     fail(self, rpc_error(error_code::execution_failed,
                          "result too large: command '" + cmd.name + "' produced more than " +
                            std::to_string(max_size(st)) + " bytes",
@@ -110,6 +112,7 @@ void complete(job_pointer self, std::size_t i, call_outcome out) {
     return;
   }
   st.results[i] = std::move(out.value);
+  st.sizes[i] = size;
   ++st.finished;
   for (auto d : st.graph->dependents(i))
     if (--st.waiting_on[d] == 0)
@@ -166,7 +169,10 @@ void start_command(job_pointer self, std::size_t i) {
   thread_local std::mt19937 rng{std::random_device{}()};
   auto& st = self->state;
   const auto& cmd = st.req.cmds[i];
-  auto local = st.tried[i].empty() ? st.ctx->local_match(cmd.fun, cmd.locs) : nullptr;
+  // This node stays a choice on a retry too: only remote runs are ever lost
+  // (`tried` lists peers), so when the node running a command dies and this
+  // node can run it, it does (1008 means no other node could take it).
+  auto local = st.ctx->local_match(cmd.fun, cmd.locs);
   auto remotes = st.ctx->routes.candidates(cmd.fun, cmd.locs);
   remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
                                [&](const route& r) {
@@ -188,6 +194,17 @@ void start_command(job_pointer self, std::size_t i) {
                          "command '" + cmd.name + "': no node has function '" + cmd.fun + "'" +
                            (cmd.locs.empty() ? std::string{} : " with the requested locs"),
                          command_details(cmd, json::make_object({{"locs", string_array(cmd.locs)}}))));
+    return;
+  }
+  // References copy their producer's result each time they occur: refuse
+  // arguments over the limit before building them (one 60 KB result named
+  // 2,000 times would otherwise take 120 MB here and again on the wire).
+  if (!st.graph->dependencies(i).empty() &&
+      st.graph->resolved_size(i, st.sizes, max_size(st)) > max_size(st)) {
+    fail(self, rpc_error(error_code::execution_failed,
+                         "result too large: the arguments of command '" + cmd.name +
+                           "' would exceed " + std::to_string(max_size(st)) + " bytes",
+                         command_details(cmd, json::make_object({{"max_message_size", max_size(st)}}))));
     return;
   }
   // Random among every match, this node included, so load spreads.
@@ -247,6 +264,7 @@ void begin(job_pointer self, request req) {
   }
   auto n = st.req.cmds.size();
   st.results.resize(n);
+  st.sizes.resize(n);
   st.tried.resize(n);
   st.last_loss.resize(n);
   st.waiting_on.resize(n);
@@ -255,8 +273,19 @@ void begin(job_pointer self, request req) {
   for (auto i : st.graph->roots())
     st.ready.push_back(i);
   if (st.req.timeout) {
-    auto d = std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(*st.req.timeout));
-    self->delayed_send(self, d, deadline_atom::value);
+    double secs = *st.req.timeout;
+    // The codec refuses these on the wire; in-process requests get the same.
+    if (!(secs > 0)) {
+      fail(self, rpc_error(error_code::invalid_request, "field 'timeout' must be positive",
+                           json::make_object({{"field", "timeout"}})));
+      return;
+    }
+    // A timespan (int64 ns) holds ~292 years: converting a longer deadline
+    // (1e12 s, 1e300 s) overflows into the past. Past ~31 years: no deadline.
+    if (secs < 1e9) {
+      auto d = std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(secs));
+      self->delayed_send(self, d, deadline_atom::value);
+    }
   }
   pump(self);
 }

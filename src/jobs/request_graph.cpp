@@ -14,6 +14,10 @@ namespace {
 } // namespace
 
 request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.size()) {
+  // The codec refuses an empty `cmds` on the wire; in-process requests come
+  // here directly and must get the same 1006 (not an empty result).
+  if (req.cmds.empty())
+    invalid("field 'cmds' must not be empty", json::make_object({{"field", "cmds"}}));
   index_.reserve(req.cmds.size());
   for (std::size_t i = 0; i < req.cmds.size(); ++i)
     if (!index_.emplace(req.cmds[i].name, i).second)
@@ -135,6 +139,66 @@ request_graph::resolve(std::size_t i, const std::vector<std::optional<json>>& re
   for (const auto& m : cmd.kwargs)
     kwargs.push_back(json_member{m.key, substitute(m.value, i, results)});
   return {std::move(args), std::move(kwargs)};
+}
+
+// Adds v's estimated size to total; false once total is past limit.
+bool request_graph::measure(const json& v, std::size_t self,
+                            const std::vector<std::size_t>& result_sizes, std::size_t limit,
+                            std::size_t& total) const {
+  switch (v.type()) {
+    case json::kind::null:
+      total += 4;
+      break;
+    case json::kind::boolean:
+      total += 5;
+      break;
+    case json::kind::integer:
+    case json::kind::unsigned_integer:
+    case json::kind::number:
+      total += 24;
+      break;
+    case json::kind::string: {
+      auto i = index_.find(v.as_string());
+      if (i != index_.end() && i->second != self)
+        total += result_sizes[i->second];
+      else
+        total += v.as_string().size() + 2;
+      break;
+    }
+    case json::kind::array:
+      total += 2;
+      for (const auto& e : v.as_array()) {
+        total += 1;
+        if (!measure(e, self, result_sizes, limit, total))
+          return false;
+      }
+      break;
+    case json::kind::object:
+      total += 2;
+      for (const auto& m : v.as_object()) {
+        total += m.key.size() + 4;
+        if (!measure(m.value, self, result_sizes, limit, total))
+          return false;
+      }
+      break;
+  }
+  return total <= limit;
+}
+
+std::size_t request_graph::resolved_size(std::size_t i,
+                                         const std::vector<std::size_t>& result_sizes,
+                                         std::size_t limit) const {
+  const auto& cmd = req_.cmds[i];
+  std::size_t total = 4; // [] and {}
+  for (const auto& a : cmd.args)
+    if (!measure(a, i, result_sizes, limit, total))
+      return total;
+  for (const auto& m : cmd.kwargs) {
+    total += m.key.size() + 4;
+    if (!measure(m.value, i, result_sizes, limit, total))
+      return total;
+  }
+  return total;
 }
 
 } // namespace mpreg

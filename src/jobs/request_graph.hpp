@@ -15,7 +15,7 @@ namespace mpreg {
 
 class request_graph {
 public:
-  /// Builds the graph; throws protocol::protocol_error (1006) on duplicate
+  /// Builds the graph; throws protocol::protocol_error (1006) on no commands, duplicate
   /// names or a cycle. The request must outlive the graph.
   explicit request_graph(const request& req);
 
@@ -34,6 +34,15 @@ public:
   std::pair<json::array, json::object> resolve(std::size_t i,
                                                const std::vector<std::optional<json>>& results) const;
 
+  /// The encoded size of resolve(i, ...)'s arguments, estimated without
+  /// building them: a reference to j counts `result_sizes[j]` each time it
+  /// occurs, literal parts count like encoded_size_estimate. Stops once past
+  /// `limit` (the value returned is then > limit). Lets the job refuse
+  /// reference amplification (one result referenced thousands of times)
+  /// before it allocates anything.
+  std::size_t resolved_size(std::size_t i, const std::vector<std::size_t>& result_sizes,
+                            std::size_t limit) const;
+
 private:
   struct node {
     std::vector<std::size_t> deps;
@@ -43,6 +52,8 @@ private:
   json substitute(const json& v, std::size_t self,
                   const std::vector<std::optional<json>>& results) const;
   void check_acyclic() const;
+  bool measure(const json& v, std::size_t self, const std::vector<std::size_t>& result_sizes,
+               std::size_t limit, std::size_t& total) const;
 
   const request& req_;
   std::unordered_map<std::string, std::size_t> index_;

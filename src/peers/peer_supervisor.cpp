@@ -55,8 +55,10 @@ void ensure_link(sup_pointer self, const std::string& url) {
   if (st.leaving || url.empty() || is_self_url(*st.ctx, url) || st.refused.count(url))
     return;
   auto i = st.links.find(url);
-  if (i != st.links.end() && (i->second.link || i->second.restart_pending))
+  if (i != st.links.end() && i->second.link)
     return;
+  // A link waiting out its backoff restarts now: the peer just spoke to us,
+  // so it is back (a restarted node must not wait for a long backoff).
   start_link(self, url);
 }
 

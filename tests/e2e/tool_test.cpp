@@ -1,0 +1,418 @@
+// Tests of the `mpreg-node` command line (PROTOCOL.md "The mpreg-node command
+// line", "Node settings"): the ready line, signals, flags, config files,
+// modules, the HTTP status page and restart on the same port.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/raw_ws.hpp"
+#include "support/node_process.hpp"
+
+using namespace std::chrono_literals;
+using mpreg::json;
+using mpreg::test::cmd;
+using mpreg::test::node_process;
+using mpreg::test::raw_conn;
+using mpreg::test::rpc;
+using steady = std::chrono::steady_clock;
+
+extern char** environ;
+
+namespace {
+
+std::string node_exe() {
+  if (const char* e = std::getenv("MPREG_TEST_NODE"); e && *e)
+    return e;
+  return MPREG_NODE_PATH;
+}
+
+long long ms_since(steady::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// What a short run of the tool did.
+struct run_result {
+  int code = -1; // exit code, 128+N for signal N, -1 if it had to be killed
+  std::string out;
+  std::string err;
+};
+
+// Runs mpreg-node with args to completion (SIGKILL after `limit`).
+run_result run_tool(const std::vector<std::string>& args, std::chrono::milliseconds limit = 10s) {
+  std::vector<std::string> argv_s{node_exe()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out_p[2], err_p[2];
+  REQUIRE(::pipe2(out_p, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(err_p, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out_p[1], 1);
+    ::dup2(err_p[1], 2);
+    ::execve(argv[0], argv.data(), environ);
+    ::_exit(127);
+  }
+  ::close(out_p[1]);
+  ::close(err_p[1]);
+  run_result r;
+  auto end = steady::now() + limit;
+  bool out_open = true, err_open = true, killed = false;
+  while (out_open || err_open) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - steady::now()).count();
+    if (left <= 0 && !killed) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    pollfd fds[2] = {{out_open ? out_p[0] : -1, POLLIN, 0}, {err_open ? err_p[0] : -1, POLLIN, 0}};
+    ::poll(fds, 2, 100);
+    char buf[4096];
+    for (int i = 0; i < 2; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP)))
+        continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+      } else {
+        (i == 0 ? out_open : err_open) = false;
+      }
+    }
+  }
+  ::close(out_p[0]);
+  ::close(err_p[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (killed)
+    r.code = -1;
+  else if (WIFEXITED(status))
+    r.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.code = 128 + WTERMSIG(status);
+  return r;
+}
+
+// Exactly one non-empty line, ending in a newline.
+bool one_line(const std::string& s) {
+  return !s.empty() && s.back() == '\n' && std::count(s.begin(), s.end(), '\n') == 1 &&
+         s.size() > 1;
+}
+
+// The last non-empty line of a text.
+std::string last_line(std::string s) {
+  while (!s.empty() && s.back() == '\n')
+    s.pop_back();
+  auto nl = s.rfind('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+mpreg::transport::ws_client_endpoint& endpoint() {
+  static mpreg::transport::ws_client_endpoint ep;
+  return ep;
+}
+
+json call(const std::string& url, const std::string& u, const std::vector<std::string>& cmds) {
+  raw_conn c(endpoint(), url);
+  REQUIRE(c.send(rpc(u, cmds)));
+  return c.wait_u(u, 10000ms);
+}
+
+json result_of(const json& frame) {
+  INFO("frame: " << frame.dump());
+  REQUIRE(frame.is_object());
+  REQUIRE(frame.find("error") != nullptr);
+  REQUIRE(frame.find("error")->is_null());
+  return *frame.find("r");
+}
+
+int error_code_of(const json& frame) {
+  INFO("frame: " << frame.dump());
+  REQUIRE(frame.is_object());
+  REQUIRE(frame.find("error") != nullptr);
+  REQUIRE(frame.find("error")->is_object());
+  return static_cast<int>(frame.find("error")->find("code")->as_int());
+}
+
+json status_of(int port) {
+  auto s = mpreg::test::http_get(port, "/status");
+  INFO("status: " << s.second);
+  REQUIRE(s.first == 200);
+  return json::parse(s.second);
+}
+
+std::vector<std::string> strings_of(const json* j) {
+  std::vector<std::string> out;
+  if (j && j->is_array())
+    for (const auto& e : j->as_array())
+      out.push_back(e.as_string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string temp_file(const std::string& name, const std::string& content) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/mpreg-tool-test-" +
+                     std::to_string(::getpid()) + "-" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+} // namespace
+
+TEST_CASE("tool: --port 0 prints exactly one ready line, serves, and exits 0 on SIGTERM") {
+  auto t0 = steady::now();
+  node_process node(node_exe(), {"--port", "0"});
+  CHECK(ms_since(t0) < 5000);
+  CHECK(std::regex_match(node.ready_line(),
+                         std::regex(R"(mpreg-node listening on ws://127\.0\.0\.1:[1-9][0-9]*)")));
+  CHECK(node.url() == "ws://127.0.0.1:" + std::to_string(node.port()));
+  auto f = call(node.url(), "t1", {cmd("|a", "echo", R"(["hi there!"])")});
+  CHECK(result_of(f) == json::parse(R"({"|a": "hi there!"})"));
+  auto h = mpreg::test::http_get(node.port(), "/health");
+  CHECK(h.first == 200);
+  t0 = steady::now();
+  CHECK(node.terminate(5000ms) == 0);
+  CHECK(ms_since(t0) < 5000);
+  CHECK(node.stdout_text().empty()); // the ready line is the only stdout line
+}
+
+TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request running") {
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH});
+  raw_conn idle(endpoint(), node.url());
+  raw_conn busy(endpoint(), node.url());
+  REQUIRE(busy.send(rpc("slow", {cmd("|s", "sleep_ms", "[1500]")})));
+  std::this_thread::sleep_for(100ms); // let it start
+  auto t0 = steady::now();
+  REQUIRE(node.signal(SIGINT));
+  CHECK(node.wait(5000ms) == 0);
+  CHECK(ms_since(t0) < 5000);
+  CHECK(idle.wait_closed(3000ms));
+  CHECK(busy.wait_closed(3000ms));
+}
+
+TEST_CASE("tool: --help and --version exit 0") {
+  auto r = run_tool({"--help"});
+  CHECK(r.code == 0);
+  for (auto flag : {"--config", "--host", "--port", "--name", "--cluster-id", "--resources",
+                    "--peers", "--connect", "--advertised-urls", "--gossip-interval",
+                    "--max-message-size", "--module", "--log-level"})
+    CHECK_MESSAGE(contains(r.out, flag), flag);
+  r = run_tool({"--version"});
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "mpreg-node"));
+  CHECK(one_line(r.out));
+}
+
+TEST_CASE("tool: bad command lines exit non-zero with a one-line reason on stderr") {
+  struct bad {
+    std::vector<std::string> args;
+    const char* mentions;
+  };
+  std::vector<bad> cases = {
+    {{"--port", "0", "--no-such-flag"}, "--no-such-flag"},
+    {{"--bogus"}, "--bogus"},
+    {{"--port", "not-a-port"}, "port"},
+    {{"--port", "70000"}, "port"},
+    {{"--port"}, "port"},
+    {{"--port", "0", "--gossip-interval", "soon"}, "gossip"},
+    {{"--port", "0", "--max-message-size", "-5"}, "max-message-size"},
+    {{"--port", "0", "--log-level", "loud"}, "loud"},
+    {{"--port", "0", "--config", "/nonexistent/mpreg.yaml"}, "/nonexistent/mpreg.yaml"},
+  };
+  for (const auto& bc : cases) {
+    std::string joined;
+    for (const auto& a : bc.args)
+      joined += a + " ";
+    CAPTURE(joined);
+    auto t0 = steady::now();
+    auto r = run_tool(bc.args, 10s);
+    CHECK(r.code > 0);
+    CHECK(r.code < 128); // an exit, not a crash
+    CHECK(ms_since(t0) < 5000);
+    CHECK_MESSAGE(one_line(r.err), "stderr: " << r.err);
+    CHECK_MESSAGE(contains(r.err, bc.mentions), "stderr: " << r.err);
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("tool: an unreadable or malformed config file is refused") {
+  auto dir_path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp");
+  auto r = run_tool({"--port", "0", "--config", dir_path});
+  CHECK(r.code > 0);
+  CHECK(r.code < 128);
+  CHECK_MESSAGE(one_line(r.err), r.err);
+  auto bad_yaml = temp_file("bad.yaml", "port: [unclosed\n  - {\n");
+  r = run_tool({"--port", "0", "--config", bad_yaml});
+  CHECK(r.code > 0);
+  CHECK(r.code < 128);
+  CHECK_MESSAGE(one_line(r.err), r.err);
+  auto not_map = temp_file("list.yaml", "- a\n- b\n");
+  r = run_tool({"--port", "0", "--config", not_map});
+  CHECK(r.code > 0);
+  CHECK_MESSAGE(one_line(r.err), r.err);
+  if (::geteuid() != 0) { // root reads anything
+    auto locked = temp_file("locked.yaml", "name: x\n");
+    ::chmod(locked.c_str(), 0);
+    r = run_tool({"--port", "0", "--config", locked});
+    CHECK(r.code > 0);
+    CHECK_MESSAGE(one_line(r.err), r.err);
+    ::unlink(locked.c_str());
+  }
+  ::unlink(bad_yaml.c_str());
+  ::unlink(not_map.c_str());
+}
+
+TEST_CASE("tool: --config applies MPREG's settings file; --port 0 overrides its port") {
+  node_process node(node_exe(), {"--config", MPREG_TEST_DATA "/mpreg-settings.yaml", "--port", "0",
+                                 "--module", MPREG_EXAMPLE_MODULE_PATH});
+  CHECK(node.port() != 9001); // the file says 9001; the flag wins (0: a free port)
+  auto st = status_of(node.port());
+  INFO("status: " << st.dump());
+  REQUIRE(st.find("name") != nullptr);
+  CHECK(*st.find("name") == json("Server 1"));
+  REQUIRE(st.find("cluster_id") != nullptr);
+  CHECK(*st.find("cluster_id") == json("prod-cluster"));
+  CHECK(strings_of(st.find("resources")) == std::vector<std::string>{"dataset-1", "model-a"});
+  auto funs = strings_of(st.find("functions"));
+  for (auto f : {"add", "dataset_sum", "echo", "echos", "word_count"})
+    CHECK_MESSAGE(std::find(funs.begin(), funs.end(), f) != funs.end(), f);
+  // The resources route: node resources satisfy locs for every function.
+  auto f = call(node.url(), "cfg1",
+                {cmd("|s", "dataset_sum", "[[1, 2, 3.5]]", "", R"(["dataset-1"])")});
+  CHECK(result_of(f) == json::parse(R"({"|s": 6.5})"));
+  f = call(node.url(), "cfg2", {cmd("|e", "echo", R"(["m"])", "", R"(["model-a", "dataset-1"])")});
+  CHECK(result_of(f) == json::parse(R"({"|e": "m"})"));
+  f = call(node.url(), "cfg3", {cmd("|e", "echo", R"(["m"])", "", R"(["model-b"])")});
+  CHECK(error_code_of(f) == 1001);
+  CHECK(node.terminate() == 0);
+}
+
+TEST_CASE("tool: flags set name, cluster and resources; without them locs do not match") {
+  node_process plain(node_exe(), {"--port", "0"});
+  auto f = call(plain.url(), "p1", {cmd("|e", "echo", "[1]", "", R"(["model-a"])")});
+  CHECK(error_code_of(f) == 1001);
+  auto st = status_of(plain.port());
+  CHECK(*st.find("cluster_id") == json("default-cluster"));
+  CHECK(plain.terminate() == 0);
+
+  node_process flagged(node_exe(), {"--port", "0", "--name", "flag-node", "--cluster-id", "c-9",
+                                    "--resources", "model-a, gpu"});
+  st = status_of(flagged.port());
+  INFO("status: " << st.dump());
+  CHECK(*st.find("name") == json("flag-node"));
+  CHECK(*st.find("cluster_id") == json("c-9"));
+  CHECK(strings_of(st.find("resources")) == std::vector<std::string>{"gpu", "model-a"});
+  f = call(flagged.url(), "p2", {cmd("|e", "echo", "[1]", "", R"(["model-a", "gpu"])")});
+  CHECK(result_of(f) == json::parse(R"({"|e": 1})"));
+  CHECK(flagged.terminate() == 0);
+}
+
+TEST_CASE("tool: --module loads the example module's functions") {
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_EXAMPLE_MODULE_PATH});
+  auto f = call(node.url(), "m1", {cmd("|a", "add", "[2, 3]")});
+  CHECK(result_of(f) == json::parse(R"({"|a": 5.0})"));
+  f = call(node.url(), "m2", {cmd("|a", "add", "[]", R"({"a": 1.5, "b": 2})")});
+  CHECK(result_of(f) == json::parse(R"({"|a": 3.5})"));
+  f = call(node.url(), "m3", {cmd("|w", "word_count", R"(["the cat the hat\tthe end"])")});
+  CHECK(result_of(f) == json::parse(R"({"|w": {"cat": 1, "end": 1, "hat": 1, "the": 3}})"));
+  // The function's own resource: dataset_sum routes with locs dataset-1 here.
+  f = call(node.url(), "m4", {cmd("|s", "dataset_sum", "[[1, 2]]", "", R"(["dataset-1"])")});
+  CHECK(result_of(f) == json::parse(R"({"|s": 3.0})"));
+  f = call(node.url(), "m5", {cmd("|a", "add", R"(["x", 1])")});
+  CHECK(error_code_of(f) == 1003);
+  // Two modules load side by side.
+  CHECK(node.terminate() == 0);
+  node_process both(node_exe(), {"--port", "0", "--module", MPREG_EXAMPLE_MODULE_PATH, "--module",
+                                 MPREG_TEST_MODULE_PATH});
+  f = call(both.url(), "m6", {cmd("|w", "word_count", R"(["a a"])"), cmd("|s", "sleep_ms", "[1]")});
+  CHECK(result_of(f) == json::parse(R"({"|w": {"a": 2}, "|s": 1})"));
+  CHECK(both.terminate() == 0);
+}
+
+TEST_CASE("tool: a module that cannot be loaded stops the node with a reason") {
+  auto t0 = steady::now();
+  auto r = run_tool({"--port", "0", "--module", "/nonexistent/libnothing.so"}, 10s);
+  CHECK(r.code > 0);
+  CHECK(r.code < 128);
+  CHECK(ms_since(t0) < 5000);
+  CHECK_MESSAGE(contains(last_line(r.err), "/nonexistent/libnothing.so"), r.err);
+  CHECK(r.out.empty()); // never announced a listening socket
+  // A file that is not a shared library.
+  r = run_tool({"--port", "0", "--module", MPREG_TEST_DATA "/mpreg-settings.yaml"}, 10s);
+  CHECK(r.code > 0);
+  CHECK(r.code < 128);
+  CHECK_MESSAGE(contains(last_line(r.err), "mpreg-settings.yaml"), r.err);
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("tool: a port in use is a non-zero exit with a reason") {
+  node_process first(node_exe(), {"--port", "0"});
+  auto r = run_tool({"--port", std::to_string(first.port())}, 10s);
+  CHECK(r.code > 0);
+  CHECK(r.code < 128);
+  CHECK_MESSAGE(contains(last_line(r.err), std::to_string(first.port())), r.err);
+  CHECK(r.out.empty());
+  CHECK(first.terminate() == 0);
+}
+
+TEST_CASE("tool: a node restarted on the same port right after SIGKILL binds") {
+  int port = mpreg::test::free_port();
+  auto args = std::vector<std::string>{"--port", std::to_string(port)};
+  auto first = std::make_unique<node_process>(node_exe(), args);
+  CHECK(first->port() == port);
+  {
+    // An established connection, so the killed socket leaves TIME_WAIT behind.
+    raw_conn c(endpoint(), first->url());
+    REQUIRE(c.send(rpc("k1", {cmd("|a", "echo", "[1]")})));
+    CHECK(c.wait_u("k1").is_object());
+    first->kill();
+    CHECK(c.wait_closed(3000ms));
+  }
+  // No retry: the listening socket is reusable at once.
+  node_process second(node_exe(), args);
+  CHECK(second.port() == port);
+  auto f = call(second.url(), "k2", {cmd("|a", "echo", R"(["again"])")});
+  CHECK(result_of(f) == json::parse(R"({"|a": "again"})"));
+  CHECK(second.terminate() == 0);
+}
+
+TEST_CASE("tool: HTTP status pages on the WebSocket port") {
+  node_process node(node_exe(), {"--port", "0", "--name", "http-node", "--module",
+                                 MPREG_TEST_MODULE_PATH});
+  auto st = status_of(node.port());
+  INFO("status: " << st.dump());
+  CHECK(*st.find("name") == json("http-node"));
+  auto funs = strings_of(st.find("functions"));
+  for (auto fn : {"echo", "echos", "sleep_ms", "fail"})
+    CHECK_MESSAGE(std::find(funs.begin(), funs.end(), fn) != funs.end(), fn);
+  CHECK(st.find("resources") != nullptr);
+  auto h = mpreg::test::http_get(node.port(), "/health");
+  CHECK(h.first == 200);
+  auto missing = mpreg::test::http_get(node.port(), "/no-such-page");
+  CHECK(missing.first == 404);
+  // WebSocket still works next to HTTP.
+  auto f = call(node.url(), "h1", {cmd("|a", "echo", "[1]")});
+  CHECK(result_of(f) == json::parse(R"({"|a": 1})"));
+  CHECK(node.terminate() == 0);
+}

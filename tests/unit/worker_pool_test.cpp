@@ -1,0 +1,199 @@
+// worker_pool (src/jobs/worker_pool.hpp): runs every task, grows under
+// blocking load up to its maximum, queues past it, stops bounded.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "jobs/worker_pool.hpp"
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Polls `pred` until it holds or `limit` passes.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = 5000ms) {
+  auto end = steady::now() + limit;
+  while (!pred()) {
+    if (steady::now() > end)
+      return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// A gate tasks block on until the test opens it.
+struct gate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  void wait() {
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> l(m);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+} // namespace
+
+TEST_CASE("worker_pool: runs every task exactly once") {
+  mpreg::worker_pool pool(2, 8);
+  constexpr int n = 5000;
+  std::atomic<int> done{0};
+  std::atomic<long> sum{0};
+  for (int i = 0; i < n; ++i)
+    REQUIRE(pool.submit([&, i] {
+      sum += i;
+      ++done;
+    }));
+  REQUIRE(eventually([&] { return done.load() == n; }));
+  CHECK(sum.load() == static_cast<long>(n) * (n - 1) / 2);
+  pool.stop();
+  CHECK(done.load() == n);
+}
+
+TEST_CASE("worker_pool: tasks run off the submitting thread, on several threads") {
+  mpreg::worker_pool pool(4, 4);
+  gate g;
+  std::mutex m;
+  std::set<std::thread::id> ids;
+  std::atomic<int> started{0};
+  for (int i = 0; i < 4; ++i)
+    pool.submit([&] {
+      {
+        std::lock_guard<std::mutex> l(m);
+        ids.insert(std::this_thread::get_id());
+      }
+      ++started;
+      g.wait(); // all four must be running at once
+    });
+  REQUIRE(eventually([&] { return started.load() == 4; }));
+  g.release();
+  pool.stop();
+  CHECK(ids.size() == 4);
+  CHECK(ids.count(std::this_thread::get_id()) == 0);
+}
+
+TEST_CASE("worker_pool: grows past its core when every thread blocks, up to max") {
+  mpreg::worker_pool pool(2, 6);
+  CHECK(pool.threads() == 2);
+  gate g;
+  std::atomic<int> running{0};
+  std::atomic<int> done{0};
+  for (int i = 0; i < 10; ++i)
+    pool.submit([&] {
+      ++running;
+      g.wait();
+      --running;
+      ++done;
+    });
+  // Six run at once (the maximum); the other four wait in the queue.
+  REQUIRE(eventually([&] { return running.load() == 6; }));
+  std::this_thread::sleep_for(50ms);
+  CHECK(running.load() == 6);
+  CHECK(pool.threads() == 6);
+  g.release();
+  REQUIRE(eventually([&] { return done.load() == 10; }));
+  pool.stop();
+}
+
+TEST_CASE("worker_pool: a blocked task does not hold up later short ones") {
+  mpreg::worker_pool pool(1, 4);
+  gate g;
+  std::atomic<bool> quick{false};
+  pool.submit([&] { g.wait(); });
+  pool.submit([&] { quick = true; });
+  CHECK(eventually([&] { return quick.load(); }, 3000ms));
+  g.release();
+  pool.stop();
+}
+
+TEST_CASE("worker_pool: a throwing task is the task's business, not the pool's") {
+  // Tasks are documented to catch their own exceptions; the node's tasks do.
+  // The pool still works after many tasks that caught.
+  mpreg::worker_pool pool(2, 2);
+  std::atomic<int> caught{0};
+  for (int i = 0; i < 100; ++i)
+    pool.submit([&] {
+      try {
+        throw std::runtime_error("x");
+      } catch (const std::exception&) {
+        ++caught;
+      }
+    });
+  CHECK(eventually([&] { return caught.load() == 100; }));
+}
+
+TEST_CASE("worker_pool: submit after stop is refused") {
+  mpreg::worker_pool pool(2, 2);
+  pool.stop();
+  std::atomic<bool> ran{false};
+  CHECK_FALSE(pool.submit([&] { ran = true; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(ran.load());
+  pool.stop(); // idempotent
+  CHECK(pool.threads() == 0);
+}
+
+TEST_CASE("worker_pool: stop waits for running tasks and drops queued ones") {
+  mpreg::worker_pool pool(1, 1);
+  std::atomic<bool> first_started{false}, first_done{false}, second_ran{false};
+  pool.submit([&] {
+    first_started = true;
+    std::this_thread::sleep_for(200ms);
+    first_done = true;
+  });
+  pool.submit([&] { second_ran = true; });
+  REQUIRE(eventually([&] { return first_started.load(); }));
+  pool.stop(2000ms);
+  CHECK(first_done.load()); // stop waited for it
+  CHECK_FALSE(second_ran.load());
+  CHECK(pool.threads() == 0);
+}
+
+TEST_CASE("worker_pool: stop is bounded by its grace when a task never returns") {
+  auto g = std::make_shared<gate>();
+  std::atomic<bool> started{false};
+  auto t0 = steady::now();
+  {
+    mpreg::worker_pool pool(1, 2);
+    pool.submit([g, &started] {
+      started = true;
+      g->wait();
+    });
+    REQUIRE(eventually([&] { return started.load(); }));
+    pool.stop(100ms);
+    CHECK(steady::now() - t0 < 2s);
+  } // the destructor does not wait again
+  CHECK(steady::now() - t0 < 3s);
+  g->release(); // let the detached thread finish
+  std::this_thread::sleep_for(20ms);
+}
+
+TEST_CASE("worker_pool: many threads submitting at once") {
+  mpreg::worker_pool pool(2, 16);
+  std::atomic<int> done{0};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < 4; ++t)
+    submitters.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i)
+        pool.submit([&] { ++done; });
+    });
+  for (auto& t : submitters)
+    t.join();
+  CHECK(eventually([&] { return done.load() == 4000; }));
+  pool.stop();
+  CHECK(pool.threads() == 0);
+}
