@@ -283,11 +283,7 @@ int run(const cli& c) {
     ro.timeout = c.timeout;
     result = client.request_raw(std::move(message), ro).get();
   } else {
-    mpreg::request_options ro;
-    ro.timeout = c.timeout;
-    auto status = mpreg::json::make_object(
-      {{"role", "server"}, {"server", mpreg::json::make_object({{"what", "STATUS"}})}});
-    result = client.request_raw(std::move(status), ro).get();
+    result = client.cluster_status(c.timeout);
   }
   print_result(result, c);
   return exit_ok;

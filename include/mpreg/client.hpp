@@ -174,6 +174,11 @@ public:
   /// Callback form of request_raw.
   void request_raw_async(json message, callback done, request_options options = {});
 
+  /// The node's view of the cluster (members, URLs, functions, resources,
+  /// last seen, link state): the `status` field of its STATUS answer.
+  /// Against a node without that extension it returns r ("STATUS").
+  json cluster_status(std::optional<double> timeout = {});
+
   /// Calls one function and returns its value, like MPREG's
   /// `call(fun, *args, locs=..., **kwargs)`. Throws like request().get().
   json call(const std::string& fun, json::array args = {}, json::object kwargs = {},

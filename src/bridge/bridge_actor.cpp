@@ -30,21 +30,8 @@ using bridge_pointer = bridge_actor::stateful_pointer<bridge_state>;
 std::pair<int, std::string> http_page(node_context& ctx, const std::string& path) {
   if (path == "/health")
     return {200, "ok\n"};
-  if (path == "/status") {
-    // The cluster view, plus this node's own name, functions and resources
-    // at the top level (what tools and tests read first).
-    json status = cluster_status(ctx);
-    json::array funs;
-    for (auto& f : ctx.functions.names())
-      funs.emplace_back(f);
-    json::array res;
-    for (auto& r : ctx.resources)
-      res.emplace_back(r);
-    status["name"] = ctx.config.name;
-    status["functions"] = json{std::move(funs)};
-    status["resources"] = json{std::move(res)};
-    return {200, status.dump() + "\n"};
-  }
+  if (path == "/status")
+    return {200, cluster_status(ctx).dump() + "\n"};
   return {404, "not found: try /health or /status\n"};
 }
 

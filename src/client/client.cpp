@@ -53,6 +53,7 @@ struct client::impl {
   struct slot {
     callback done;
     transport::ws_timer_ptr timer;
+    bool wants_status = false; // answer with the STATUS extension field
   };
 
   const std::string url;
@@ -223,7 +224,8 @@ struct client::impl {
 
   // Sends `frame` as request `u`; done gets the outcome exactly once.
   // `wait` is the client-side deadline (none: wait for ever).
-  void send(const std::string& u, std::string frame, std::optional<double> wait, callback done) {
+  void send(const std::string& u, std::string frame, std::optional<double> wait, callback done,
+            bool wants_status = false) {
     transport::ws_connection_ptr c;
     {
       std::unique_lock<std::mutex> lock(m);
@@ -239,7 +241,7 @@ struct client::impl {
         throw std::invalid_argument("request id '" + u + "' is already in flight");
       }
       c = conn;
-      pending.emplace(u, slot{std::move(done), nullptr});
+      pending.emplace(u, slot{std::move(done), nullptr, wants_status});
     }
     if (wait) {
       double secs = *wait;
@@ -270,7 +272,17 @@ struct client::impl {
   }
 
   void on_frame(std::string&& frame) {
-    auto in = protocol::decode(frame);
+    json value;
+    try {
+      value = json::parse(frame);
+    } catch (const json_error&) {
+      return; // not JSON: nothing to match it to
+    }
+    // STATUS answers carry the cluster view beside r (a PROTOCOL.md extension).
+    std::optional<json> status;
+    if (json* st = value.find("status"))
+      status = std::move(*st);
+    auto in = protocol::decode_value(std::move(value));
     const response* resp = std::get_if<response>(&in);
     if (!resp)
       return; // not an answer (a client gets nothing else); ignore
@@ -282,6 +294,8 @@ struct client::impl {
     rpc_result out;
     if (resp->error)
       out.error = std::make_exception_ptr(rpc_exception(*resp->error));
+    else if (s->wants_status && status)
+      out.r = std::move(*status);
     else
       out.r = resp->r ? *resp->r : json{};
     s->done(std::move(out));
@@ -394,6 +408,17 @@ void client::request_raw_async(json message, callback done, request_options opti
   }
   auto wait = impl_->local_wait(t, node_knows);
   impl_->send(id, message.dump(), wait, std::move(done));
+}
+
+json client::cluster_status(std::optional<double> timeout) {
+  std::string id = protocol::new_id();
+  json message = json::make_object(
+    {{"role", "server"}, {"server", json::make_object({{"what", "STATUS"}})}, {"u", id}});
+  auto wait = impl_->local_wait(timeout, false);
+  return future_of([&](callback done) {
+           impl_->send(id, message.dump(), wait, std::move(done), true);
+         })
+    .get();
 }
 
 std::future<json> client::request_raw(json message, request_options options) {

@@ -2,6 +2,7 @@
 // RapidJSON's SAX reader builds our tree directly (one pass, no DOM in between)
 // and its writer serialises it.
 #include "mpreg/json.hpp"
+#include "json/parse_owned.hpp"
 
 #include <cmath>
 #include <limits>
@@ -161,6 +162,31 @@ json json::parse(std::string_view text) {
     throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
   }
   return std::move(builder.result);
+}
+
+json parse_owned_text(std::string& text) {
+  // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
+  // of a side stack; the frame is dropped after decoding anyway.
+  tree_builder builder;
+  rapidjson::Reader reader;
+  rapidjson::InsituStringStream ss(text.data()); // std::string keeps a trailing NUL
+  constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
+                             rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
+  auto res = reader.Parse<flags>(ss, builder);
+  if (!res.IsError()) {
+    // StopWhenDone ends at the value: anything but whitespace after it is an
+    // error, and so is a NUL inside the text (the in-situ stream stops at it).
+    std::size_t pos = ss.Tell();
+    while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r'))
+      ++pos;
+    if (pos != text.size())
+      throw json_error("malformed JSON at offset " + std::to_string(pos) +
+                       ": The document root must not be followed by other values.");
+    return std::move(builder.result);
+  }
+  std::string why = builder.depth_error.empty() ? rapidjson::GetParseError_En(res.Code())
+                                                : builder.depth_error;
+  throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
 }
 
 std::string json::dump() const {

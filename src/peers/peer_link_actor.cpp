@@ -39,7 +39,7 @@ void fail_pending(link_pointer self, const std::string& why) {
 
 void on_frame(link_pointer self, std::string& frame) {
   auto& st = self->state;
-  auto msg = protocol::decode(frame);
+  auto msg = protocol::decode_frame(std::move(frame));
   if (auto a = std::get_if<protocol::internal_answer>(&msg)) {
     auto i = st.pending.find(a->u);
     if (i == st.pending.end())

@@ -61,7 +61,12 @@ json cluster_status(const node_context& ctx) {
     entry["seen_seconds_ago"] = p.last_seen > 0 ? json{now - p.last_seen} : json{};
     peers.push_back(std::move(entry));
   }
+  // This node's name, functions and resources also sit at the top level:
+  // what tools and scripts read first.
   return json::make_object({
+    {"name", ctx.config.name},
+    {"functions", *self.find("functions")},
+    {"resources", *self.find("resources")},
     {"cluster_id", ctx.config.cluster_id},
     {"node", std::move(self)},
     {"peers", json{std::move(peers)}},

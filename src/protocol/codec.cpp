@@ -1,5 +1,7 @@
 #include "protocol/codec.hpp"
 
+#include "json/parse_owned.hpp"
+
 #include <chrono>
 #include <random>
 
@@ -287,6 +289,22 @@ request decode_request(const json& f) {
 inbound decode_value(const json& f) {
   json copy = f;
   return decode_owned(copy);
+}
+
+inbound decode_value(json&& f) {
+  return decode_owned(f);
+}
+
+inbound decode_frame(std::string&& frame) {
+  json value;
+  try {
+    value = parse_owned_text(frame);
+  } catch (const json_error& e) {
+    decode_failure f;
+    f.error = rpc_error(error_code::invalid_request, e.what());
+    return f;
+  }
+  return decode_owned(value);
 }
 
 inbound decode(std::string_view frame) {

@@ -82,8 +82,12 @@ public:
 
 /// Decodes one frame. Never throws: bad input becomes a decode_failure.
 inbound decode(std::string_view frame);
+/// The same for a frame the caller drops afterwards: parsed in place (faster).
+inbound decode_frame(std::string&& frame);
 /// Decodes an already-parsed frame value.
 inbound decode_value(const json& frame);
+/// Decodes a parsed frame the caller no longer needs (moves out of it).
+inbound decode_value(json&& frame);
 
 /// Validates and converts a request object ({"role":"rpc", ...}).
 /// Throws protocol_error on a malformed request.

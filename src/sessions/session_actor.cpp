@@ -145,7 +145,7 @@ session_actor::behavior_type session_behavior(session_pointer self,
   return {
     [self](frame_atom, std::string& frame) {
       try {
-        auto msg = protocol::decode(frame);
+        auto msg = protocol::decode_frame(std::move(frame));
         std::visit(dispatcher{self}, msg);
       } catch (const std::exception& e) {
         MPREG_LOG(error, "session " << self->state.out->remote() << ": " << e.what());

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -384,7 +385,7 @@ TEST_CASE("a command whose remote node died is retried on this node when it can 
 
 // -- failures -----------------------------------------------------------------
 
-TEST_CASE("a node that dies: SIGKILL, restart on the same port, then SIGTERM") {
+TEST_CASE("a node that dies: SIGKILL, restart on the same port, SIGTERM; a seed restarted") {
   cluster c(options(), {spec("A", {"ra"}), spec("B", {"rb"}), spec("C", {"rc"})});
   require_converged(c);
   auto a_cl = connect(c.url(0));
@@ -396,6 +397,8 @@ TEST_CASE("a node that dies: SIGKILL, restart on the same port, then SIGTERM") {
   // SIGKILL: no GOODBYE. Calls needing C fail fast; others keep working.
   c.kill(2);
   auto killed = steady::now();
+  CHECK(c.running(0));
+  CHECK(c.running(1));
   for (auto* cl : {a_cl.get(), b_cl.get()}) {
     auto t = steady::now();
     int code = where_error(*cl, {"rc"}, 10);
@@ -475,6 +478,33 @@ TEST_CASE("a node that dies: SIGKILL, restart on the same port, then SIGTERM") {
   CHECK(where_error(*a_cl, {"rc"}) == 1001);
   CHECK(where(*a_cl, {"rb"}) == "B");
   CHECK(where(*b_cl, {"ra"}) == "A");
+
+  // A has no --peers of its own: when it comes back after a SIGKILL, only
+  // B's supervisor (A is B's seed) can bring the link back.
+  a_cl.reset();
+  c.kill(0);
+  CHECK(c.running(1));
+  {
+    int code = where_error(*b_cl, {"ra"});
+    CHECK((code == 1001 || code == 1008));
+  }
+  c.restart(0);
+  auto a_back = steady::now();
+  std::string got;
+  CHECK(mpreg::test::wait_for(
+    [&] {
+      try {
+        got = where(*b_cl, {"ra"}, 5);
+        return true;
+      } catch (const mpreg::client_error&) {
+        return false;
+      }
+    },
+    20s, 50ms));
+  CHECK(got == "A");
+  MESSAGE("B's supervisor relinked to the restarted seed A after " << ms_since(a_back) << " ms");
+  a_cl = connect(c.url(0));
+  CHECK(where(*a_cl, {"rb"}) == "B");
 }
 
 TEST_CASE("a call in flight on a SIGKILLed node is retried elsewhere or answered 1008") {
@@ -517,8 +547,17 @@ TEST_CASE("a call in flight on a SIGKILLed node is retried elsewhere or answered
   // The retry really ran on the survivor (it started the function too).
   if (code == 0)
     CHECK(marks.started().count(survivor) == 1);
-  // The survivor keeps serving.
-  CHECK(cl->call("sleep_whereami", {0}, {}, {"rs"}, 10).as_string() == survivor);
+  // Nobody else went down with it, and the survivor keeps serving.
+  CHECK(c.running(0));
+  CHECK(c.running(victim == "C" ? 2 : 1));
+  std::string after;
+  int after_code = error_of([&] { after = cl->call("sleep_whereami", {0}, {}, {"rs"}, 10).as_string(); });
+  CHECK(after_code == 0);
+  CHECK(after == survivor);
+  if (code != 0 || after_code != 0) {
+    auto sa = c.status(0);
+    MESSAGE("A's view: " << (sa ? sa->dump() : std::string("no answer")));
+  }
 }
 
 // -- load and spreading --------------------------------------------------------------

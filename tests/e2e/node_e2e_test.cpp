@@ -129,6 +129,8 @@ TEST_CASE("e2e: echo returns strings, numbers, objects and arrays unchanged") {
     R"("hi there!")",
     R"("")",
     R"("unicode \u00e9\u65e5\ud83d\ude00 and \"quotes\" \\ \n")",
+    R"("nul \u0000 inside, escapes \/ \b\f\r\t")",
+    R"({"k\u0000ey": "\u00e9", "\n": []})",
     "0", "-17", "9007199254740993", "18446744073709551615", "-9223372036854775808", "3.25", "1e-7",
     "true", "false", "null",
     R"({"a": 1, "b": [1, 2, {"c": null}], "": "empty key"})",
@@ -377,9 +379,22 @@ TEST_CASE("e2e: malformed frames get 1006 with u \"unknown\"; the connection kee
     R"("just a string")",
     "42",
     R"({"role":"rpc","u":7,"cmds":[{"name":"a","fun":"echo","args":[1]}]})", // u not a string
+    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[1]}]} trailing)",
+    R"({"role":"rpc","u":"x","cmds":[]}{"role":"rpc","u":"y","cmds":[]})", // two values
+    "",
+    "   \n ",
+    "{\"role\":\"rpc\",\"u\":\"nul\"}\0{",                        // NUL, then junk
+    "{\"role\":\"rpc\",\"u\":\"ctl\",\"cmds\":[{\"name\":\"a\",\"fun\":\"echo\",\"args\":[\"a\x01b\"]}]}",
+    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":["\ud800"]}]})", // lone surrogate
+    "{'role': 'rpc'}",                                                // Python, not JSON
+    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[NaN]}]})",
   };
   int i = 0;
-  for (const char* frame : bad) {
+  for (const char* frame_text : bad) {
+    // The NUL case carries a byte the C string would end at.
+    std::string frame = std::string(frame_text) == "{\"role\":\"rpc\",\"u\":\"nul\"}"
+                          ? std::string(frame_text) + std::string(1, '\0') + "{"
+                          : std::string(frame_text);
     CAPTURE(frame);
     auto before = c.frame_count();
     REQUIRE(c.send(frame));
@@ -389,6 +404,9 @@ TEST_CASE("e2e: malformed frames get 1006 with u \"unknown\"; the connection kee
     (void)e;
     still_serving(c, "malformed-" + std::to_string(i++));
   }
+  // Whitespace around the object is fine.
+  REQUIRE(c.send(" \n\t" + rpc("ws", {cmd("|a", "echo", "[1]")}) + " \r\n "));
+  CHECK(result(c.wait_u("ws"), "ws") == json::parse(R"({"|a": 1})"));
 }
 
 TEST_CASE("e2e: wrong field types get 1006 carrying the request's u") {
@@ -441,6 +459,7 @@ TEST_CASE("e2e: a bad role gets 1004; duplicates, cycles and empty cmds get 1006
                               cmd("|a", "echo", "[3]")}),
                1006, "dup");
   CHECK(contains(message_of(e), "|a"));
+  CHECK(contains(e.find("details")->dump(), "|a")); // details name the problem
   still_serving(c, "dup");
 
   auto t0 = steady::now();
@@ -460,6 +479,7 @@ TEST_CASE("e2e: a bad role gets 1004; duplicates, cycles and empty cmds get 1006
   REQUIRE(c.send(R"({"role":"rpc","u":"empty","cmds":[]})"));
   e = error_of(c.wait_u("empty", 5000ms), 1006, "empty");
   CHECK(contains(message_of(e), "cmds"));
+  CHECK(contains(e.find("details")->dump(), "cmds"));
   still_serving(c, "empty");
 }
 
@@ -568,6 +588,41 @@ TEST_CASE("e2e: TCP probes, half handshakes and garbage leave no sessions behind
   still_serving(c, "probes");
   CHECK(eventually([&] { return sessions() == 1; }, 5000ms, 50ms));
   CHECK(node.running());
+}
+
+TEST_CASE("e2e: unknown fields are ignored, as MPREG's clients expect") {
+  raw_conn c(endpoint(), shared_node().url());
+  REQUIRE(c.send(R"({"role":"rpc","u":"extra","client":"py","cmds":[
+      {"name":"|a","fun":"echo","args":["x"],"kwargs":{},"locs":[],"hint":{"any":1}}],"trace":[1,2]})"));
+  CHECK(result(c.wait_u("extra"), "extra") == json::parse(R"({"|a": "x"})"));
+  // An integral timeout is a number of seconds too.
+  auto f = ask(c, "int-timeout", {cmd("|a", "echo", "[1]")}, R"("timeout": 5)");
+  CHECK(result(f, "int-timeout") == json::parse(R"({"|a": 1})"));
+}
+
+TEST_CASE("e2e: a forwarded call (internal-rpc) is answered with internal-answer") {
+  raw_conn c(endpoint(), shared_node().url());
+  REQUIRE(c.send(R"({"role":"internal-rpc","command":"add","args":[40],"kwargs":{"b":2},"results":{},"u":"ir-1"})"));
+  auto f = c.wait_u("ir-1", 5000ms);
+  INFO(f.dump());
+  REQUIRE(f.is_object());
+  CHECK(*f.find("role") == json("internal-answer"));
+  CHECK(*f.find("answer") == json(42));
+  CHECK((f.find("error") == nullptr || f.find("error")->is_null()));
+  REQUIRE(c.send(R"({"role":"internal-rpc","command":"fail","args":["remote boom"],"kwargs":{},"results":{},"u":"ir-2"})"));
+  f = c.wait_u("ir-2", 5000ms);
+  INFO(f.dump());
+  REQUIRE(f.is_object());
+  CHECK(*f.find("role") == json("internal-answer"));
+  REQUIRE(f.find("error") != nullptr);
+  CHECK(*f.find("error")->find("code") == json(1003));
+  CHECK(contains(f.find("error")->find("message")->as_string(), "remote boom"));
+  REQUIRE(c.send(R"({"role":"internal-rpc","command":"nope","args":[],"kwargs":{},"results":{},"u":"ir-3"})"));
+  f = c.wait_u("ir-3", 5000ms);
+  INFO(f.dump());
+  REQUIRE(f.find("error") != nullptr);
+  CHECK(*f.find("error")->find("code") == json(1001));
+  still_serving(c, "internal-rpc");
 }
 
 // ------------------------------------------------------------------ sizes

@@ -211,6 +211,18 @@ TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request r
   CHECK(busy.wait_closed(3000ms));
 }
 
+TEST_CASE("tool: SIGTERM exits 0 within a few seconds even when a client never answers the close") {
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH});
+  mpreg::test::tcp_ws mute(node.port()); // never reads, never replies to the close
+  REQUIRE(mute.send_frame(mpreg::test::tcp_ws::text, rpc("m", {cmd("|s", "sleep_ms", "[10000]")})));
+  std::this_thread::sleep_for(100ms);
+  auto t0 = steady::now();
+  REQUIRE(node.signal(SIGTERM));
+  CHECK(node.wait(8000ms) == 0);
+  CHECK(ms_since(t0) < 8000);
+  MESSAGE("stopped in " << ms_since(t0) << " ms");
+}
+
 TEST_CASE("tool: --help and --version exit 0") {
   auto r = run_tool({"--help"});
   CHECK(r.code == 0);
@@ -306,6 +318,58 @@ TEST_CASE("tool: --config applies MPREG's settings file; --port 0 overrides its 
   f = call(node.url(), "cfg3", {cmd("|e", "echo", R"(["m"])", "", R"(["model-b"])")});
   CHECK(error_code_of(f) == 1001);
   CHECK(node.terminate() == 0);
+}
+
+TEST_CASE("tool: config files: unknown keys and nulls ignored, lists as strings, trailing / on URLs") {
+  auto path = temp_file("settings.yaml",
+                        "host: 127.0.0.1\n"
+                        "port: 9\n"
+                        "name: yaml-node\n"
+                        "resources: \"alpha, beta\"\n"
+                        "cluster_id: yaml-cluster\n"
+                        "advertised_urls: [\"ws://127.0.0.1:1234/\"]\n"
+                        "peers: null\n"
+                        "connect: null\n"
+                        "gossip_interval: 1.5\n"
+                        "log_level: DEBUG\n"
+                        "some_future_setting: {nested: [1, 2]}\n"
+                        "monitoring_port: 9090\n");
+  node_process node(node_exe(), {"--config", path, "--port", "0", "--log-level", "warn"});
+  auto st = status_of(node.port());
+  INFO("status: " << st.dump());
+  CHECK(*st.find("name") == json("yaml-node"));
+  CHECK(*st.find("cluster_id") == json("yaml-cluster"));
+  CHECK(strings_of(st.find("resources")) == std::vector<std::string>{"alpha", "beta"});
+  // The advertised URL comes from the file, normalised.
+  REQUIRE(st.find("node") != nullptr);
+  CHECK(*st.find("node")->find("url") == json("ws://127.0.0.1:1234"));
+  auto f = call(node.url(), "y1", {cmd("|e", "echo", "[1]", "", R"(["alpha", "beta"])")});
+  CHECK(result_of(f) == json::parse(R"({"|e": 1})"));
+  CHECK(node.terminate() == 0);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("tool: the advertised URL defaults to the bound address; --host binds") {
+  node_process node(node_exe(), {"--host", "127.0.0.1", "--port", "0"});
+  auto st = status_of(node.port());
+  INFO("status: " << st.dump());
+  REQUIRE(st.find("node") != nullptr);
+  CHECK(*st.find("node")->find("url") == json(node.url()));
+  CHECK(node.terminate() == 0);
+}
+
+TEST_CASE("tool: an unreachable peer does not stop a node from serving or exiting") {
+  int dead = mpreg::test::free_port();
+  node_process node(node_exe(), {"--port", "0", "--peers", "ws://127.0.0.1:" + std::to_string(dead),
+                                 "--gossip-interval", "0.2"});
+  auto f = call(node.url(), "peer1", {cmd("|e", "echo", R"(["alone"])")});
+  CHECK(result_of(f) == json::parse(R"({"|e": "alone"})"));
+  std::this_thread::sleep_for(300ms); // a reconnect attempt or two
+  f = call(node.url(), "peer2", {cmd("|e", "echo", R"(["still"])")});
+  CHECK(result_of(f) == json::parse(R"({"|e": "still"})"));
+  auto t0 = steady::now();
+  CHECK(node.terminate(5000ms) == 0);
+  CHECK(ms_since(t0) < 5000);
 }
 
 TEST_CASE("tool: flags set name, cluster and resources; without them locs do not match") {

@@ -63,3 +63,18 @@ TEST_CASE("json accessors and equality") {
   CHECK(json(std::nan("")).dump() == "null");
   CHECK(json(5.0).dump() == "5.0");
 }
+
+#include "json/parse_owned.hpp"
+
+TEST_CASE("in-place parsing agrees with json::parse") {
+  for (std::string text : {std::string(R"({"a":[1,2,{"b":"c\n\u00e9"}],"d":null})"), std::string("  [1]  "),
+                           std::string("\"x\"")}) {
+    std::string owned = text;
+    CHECK(mpreg::parse_owned_text(owned) == json::parse(text));
+  }
+  for (std::string bad : {std::string("{} x"), std::string("[1,"), std::string(""),
+                          std::string("{}\0{}", 5), std::string("\"\xff\"")}) {
+    std::string owned = bad;
+    CHECK_THROWS_AS(mpreg::parse_owned_text(owned), mpreg::json_error);
+  }
+}
