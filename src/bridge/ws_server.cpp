@@ -89,6 +89,21 @@ private:
 
 } // namespace
 
+namespace {
+// The live server and the connection behind a handle (nulls when either is gone).
+std::pair<std::shared_ptr<ws_server::impl>, connection_ptr>
+lookup(const std::weak_ptr<ws_server::impl>& weak, websocketpp::connection_hdl hdl) {
+  auto self = weak.lock();
+  if (!self)
+    return {};
+  websocketpp::lib::error_code ec;
+  auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+  if (ec)
+    return {};
+  return {std::move(self), std::move(con)};
+}
+} // namespace
+
 ws_server::ws_server(server_events events, std::size_t max_message_size)
   : impl_(std::make_shared<impl>(std::move(events), max_message_size)) {
   auto& ep = impl_->endpoint;
@@ -101,12 +116,8 @@ ws_server::ws_server(server_events events, std::size_t max_message_size)
   std::weak_ptr<impl> weak = impl_;
   // Every handler is set before listen(): connections copy them at creation.
   ep.set_open_handler([weak](websocketpp::connection_hdl hdl) {
-    auto self = weak.lock();
-    if (!self)
-      return;
-    websocketpp::lib::error_code ec;
-    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-    if (ec)
+    auto [self, con] = lookup(weak, hdl);
+    if (!con)
       return;
     // Small frames and latency matter: no Nagle delay. (The socket-init
     // handler runs before the socket is open, so it is set here.)
@@ -119,51 +130,27 @@ ws_server::ws_server(server_events events, std::size_t max_message_size)
       self->events.on_open(con->id, std::make_shared<connection_outbound>(self, con, remote));
   });
   ep.set_message_handler([weak](websocketpp::connection_hdl hdl, server::message_ptr msg) {
-    auto self = weak.lock();
-    if (!self)
-      return;
-    websocketpp::lib::error_code ec;
-    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-    if (ec || con->id == 0)
+    auto [self, con] = lookup(weak, hdl);
+    if (!con || con->id == 0)
       return;
     if (self->events.on_frame)
       self->events.on_frame(con->id, std::move(msg->get_raw_payload()));
   });
+  // A close, or a failure; a failed handshake (a plain TCP probe, say) never
+  // opened (id 0): nothing to report.
   auto closed = [weak](websocketpp::connection_hdl hdl) {
-    auto self = weak.lock();
-    if (!self)
-      return;
-    websocketpp::lib::error_code ec;
-    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-    if (ec || con->id == 0)
+    auto [self, con] = lookup(weak, hdl);
+    if (!con || con->id == 0)
       return;
     self->open.erase(con->id);
     if (self->events.on_close)
       self->events.on_close(con->id);
   };
   ep.set_close_handler(closed);
-  ep.set_fail_handler([weak](websocketpp::connection_hdl hdl) {
-    auto self = weak.lock();
-    if (!self)
-      return;
-    websocketpp::lib::error_code ec;
-    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-    if (ec)
-      return;
-    // A failed handshake (e.g. a plain TCP probe) never opened: nothing to report.
-    if (con->id != 0) {
-      self->open.erase(con->id);
-      if (self->events.on_close)
-        self->events.on_close(con->id);
-    }
-  });
+  ep.set_fail_handler(closed);
   ep.set_http_handler([weak](websocketpp::connection_hdl hdl) {
-    auto self = weak.lock();
-    if (!self)
-      return;
-    websocketpp::lib::error_code ec;
-    auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-    if (ec)
+    auto [self, con] = lookup(weak, hdl);
+    if (!con)
       return;
     std::pair<int, std::string> answer{404, "not found\n"};
     if (self->events.on_http)

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "jobs/request_graph.hpp"
+#include "bridge/ws_server.hpp"
 #include "node/node_context.hpp"
 #include "peers/cluster_messages.hpp"
 #include "protocol/codec.hpp"
@@ -23,10 +24,16 @@ struct job_state {
   static inline const char* name = "mpreg.job";
 
   std::shared_ptr<node_context> ctx;
+  /// Set for a connection's job: the answer is written here, encoded once.
+  /// Unset for in-process jobs: the answer goes through `promise`.
+  std::shared_ptr<bridge::outbound> out;
   request req;
   std::unique_ptr<request_graph> graph;
   caf::typed_response_promise<response> promise;
   std::vector<std::optional<json>> results;
+  // CAF shuts down an actor nobody references. While commands run on the
+  // pool or on peers (which hold only weak handles) the job holds itself.
+  caf::strong_actor_ptr keep_alive;
   std::vector<std::size_t> sizes;      // encoded size estimate of each result
   std::vector<std::size_t> waiting_on; // unfinished dependencies per command
   std::deque<std::size_t> ready;
@@ -47,11 +54,15 @@ void answer(job_pointer self, response resp) {
   if (st.answered)
     return;
   st.answered = true;
+  st.keep_alive = nullptr;
   resp.u = st.req.u;
   st.ctx->requests_total.fetch_add(1, std::memory_order_relaxed);
   if (resp.error)
     st.ctx->requests_failed.fetch_add(1, std::memory_order_relaxed);
-  st.promise.deliver(std::move(resp));
+  if (st.out)
+    st.out->send(protocol::encode(resp));
+  else
+    st.promise.deliver(std::move(resp));
   // Functions still running on the pool finish into a dead mailbox.
   self->quit();
 }
@@ -290,17 +301,21 @@ void begin(job_pointer self, request req) {
   pump(self);
 }
 
-job_actor::behavior_type job_behavior(job_pointer self, std::shared_ptr<node_context> ctx) {
-  self->state.ctx = std::move(ctx);
+void start(job_pointer self, request req) {
+  self->state.keep_alive = caf::actor_cast<caf::strong_actor_ptr>(self);
+  try {
+    begin(self, std::move(req));
+  } catch (const std::exception& e) {
+    fail(self, rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
+  }
+}
+
+job_actor::behavior_type job_handlers(job_pointer self) {
   return {
     [self](request& req) -> caf::typed_response_promise<response> {
       auto& st = self->state;
       st.promise = self->make_response_promise<response>();
-      try {
-        begin(self, std::move(req));
-      } catch (const std::exception& e) {
-        fail(self, rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
-      }
+      start(self, std::move(req));
       return st.promise;
     },
     [self](command_done& done) {
@@ -326,6 +341,25 @@ job_actor::behavior_type job_behavior(job_pointer self, std::shared_ptr<node_con
                                               {"pending", json{std::move(pending)}}})));
     },
   };
+}
+
+// In-process: waits for the request message (sent with request/delegate).
+job_actor::behavior_type job_behavior(job_pointer self, std::shared_ptr<node_context> ctx) {
+  self->state.ctx = std::move(ctx);
+  return job_handlers(self);
+}
+
+// A connection's job starts with its request in hand (spawn arguments are no
+// message): a request of inline functions is answered before this returns,
+// without a single mailbox round trip.
+job_actor::behavior_type connection_job_behavior(job_pointer self,
+                                                 std::shared_ptr<node_context> ctx,
+                                                 std::shared_ptr<bridge::outbound> out,
+                                                 request req) {
+  self->state.ctx = std::move(ctx);
+  self->state.out = std::move(out);
+  start(self, std::move(req));
+  return job_handlers(self);
 }
 
 std::size_t estimate(const json& v) {
@@ -364,6 +398,12 @@ std::size_t encoded_size_estimate(const json& v) {
 
 job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
   return sys.spawn(job_behavior, std::move(ctx));
+}
+
+job_actor spawn_connection_job(caf::local_actor* session, std::shared_ptr<node_context> ctx,
+                               std::shared_ptr<bridge::outbound> out, request req) {
+  return session->spawn<caf::linked>(connection_job_behavior, std::move(ctx), std::move(out),
+                              std::move(req));
 }
 
 } // namespace mpreg

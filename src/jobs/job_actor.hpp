@@ -17,6 +17,9 @@
 namespace mpreg {
 
 struct node_context;
+namespace bridge {
+class outbound;
+}
 
 /// A command of the job has finished (sent by the worker pool or a peer link).
 struct command_done {
@@ -37,6 +40,12 @@ using job_actor = caf::typed_actor<caf::replies_to<request>::with<response>,
 
 /// Spawns a job; send it the request (request/delegate) and it answers once.
 job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
+
+/// Spawns a job for a request that arrived on a connection: it writes its one
+/// answer to `out`. Linked to `session`, so a closed connection (the session
+/// exits with user_shutdown) takes its jobs down with it.
+job_actor spawn_connection_job(caf::local_actor* session, std::shared_ptr<node_context> ctx,
+                               std::shared_ptr<bridge::outbound> out, request req);
 
 /// An upper bound-ish of a value's encoded size (for the size limits).
 std::size_t encoded_size_estimate(const json& v);

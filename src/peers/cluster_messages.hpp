@@ -24,7 +24,9 @@ using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 using link_up_atom = caf::atom_constant<caf::atom("linkup")>;
 // link -> supervisor: (link_refused_atom, url, why) HELLO refused (1005)
 using link_refused_atom = caf::atom_constant<caf::atom("linkrefuse")>;
-// session -> supervisor: (hello_atom, url, node_advert) a peer introduced itself
+// session -> supervisor: (hello_atom, url, node_advert, full) a peer introduced
+// itself; full: the first HELLO on its connection (its whole advert, which
+// replaces what we knew), else a later one announcing new functions (merged)
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 // session -> supervisor: (goodbye_atom, url) a peer is leaving
 using goodbye_atom = caf::atom_constant<caf::atom("goodbye")>;

@@ -145,9 +145,9 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       stop_link(self, url);
       st.ctx->routes.remove(url, wall_seconds());
     },
-    [self](hello_atom, std::string& url, protocol::node_advert& advert) {
+    [self](hello_atom, std::string& url, protocol::node_advert& advert, bool full) {
       auto& st = self->state;
-      st.ctx->routes.hello(url, advert, wall_seconds());
+      st.ctx->routes.hello(url, advert, wall_seconds(), full);
       st.refused.erase(url);
       ensure_link(self, url);
     },

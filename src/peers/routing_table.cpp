@@ -4,12 +4,13 @@
 
 namespace mpreg {
 
-void routing_table::hello(const std::string& url, const protocol::node_advert& advert, double now) {
+void routing_table::hello(const std::string& url, const protocol::node_advert& advert, double now,
+                          bool full) {
   std::lock_guard guard{mutex_};
   gone_.erase(url); // it came back
   auto& p = peers_[url];
   p.url = url;
-  if (p.has_advert) {
+  if (p.has_advert && !full) {
     // A later HELLO carries only the new functions: merge.
     for (const auto& f : advert.funs)
       if (std::find(p.advert.funs.begin(), p.advert.funs.end(), f) == p.advert.funs.end())

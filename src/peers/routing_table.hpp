@@ -33,9 +33,12 @@ struct route {
 
 class routing_table {
 public:
-  /// A HELLO from `url`: its advert; `merge` keeps functions already known
-  /// (a later HELLO announces only new functions).
-  void hello(const std::string& url, const protocol::node_advert& advert, double now);
+  /// A HELLO from `url`: its advert. `full` (the first HELLO on a
+  /// connection: a node that restarted may offer fewer functions now)
+  /// replaces what was known; otherwise it is merged, keeping functions
+  /// already known (a later HELLO announces only new functions).
+  void hello(const std::string& url, const protocol::node_advert& advert, double now,
+             bool full = false);
   /// A gossip entry. Returns true when the peer was unknown (link to it).
   /// Entries older than what we know, or than the peer's GOODBYE, are ignored.
   bool gossip(const protocol::gossip_entry& entry);

@@ -19,10 +19,11 @@ struct session_state {
   static inline const char* name = "mpreg.session";
   std::shared_ptr<node_context> ctx;
   std::shared_ptr<bridge::outbound> out;
-  // Jobs in flight, so a closed connection can cancel them.
-  std::unordered_map<caf::actor_id, job_actor> jobs;
   // Set when the other side is a peer node that said HELLO on this connection.
   std::string peer_url;
+  // The first HELLO on a connection carries the peer's whole advert; later
+  // ones only functions registered since.
+  bool hello_seen = false;
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
@@ -35,22 +36,8 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
 }
 
 void run_request(session_pointer self, request req) {
-  auto job = spawn_job(self->system(), self->state.ctx);
-  auto id = job.id();
-  self->state.jobs.emplace(id, job);
-  std::string u = req.u;
-  self->request(job, caf::infinite, std::move(req))
-    .then(
-      [self, id](response& r) {
-        self->state.jobs.erase(id);
-        self->state.out->send(protocol::encode(r));
-      },
-      [self, id, u](caf::error& e) {
-        // The job died without answering (a bug): still exactly one answer.
-        self->state.jobs.erase(id);
-        MPREG_LOG(error, "job for request " << u << " failed: " << self->system().render(e));
-        reply_error(self, u, rpc_error(error_code::internal_error, "internal error running the request"));
-      });
+  // The job answers on the connection itself; it is linked to this session.
+  spawn_connection_job(self, self->state.ctx, self->state.out, std::move(req));
 }
 
 void run_internal_call(session_pointer self, protocol::internal_rpc call) {
@@ -96,7 +83,9 @@ void handle_server_message(session_pointer self, const protocol::server_message&
       st.peer_url = m.advert.advertised_urls[0];
     else if (st.peer_url.empty())
       st.peer_url = "ws://" + st.out->remote();
-    caf::anon_send(ctx.supervisor, hello_atom::value, st.peer_url, m.advert);
+    bool full = !st.hello_seen;
+    st.hello_seen = true;
+    caf::anon_send(ctx.supervisor, hello_atom::value, st.peer_url, m.advert, full);
     r.r = json("ADDED");
   } else if (m.what == "GOODBYE") {
     if (!self->state.peer_url.empty())
@@ -142,6 +131,8 @@ session_actor::behavior_type session_behavior(session_pointer self,
   self->state.out = std::move(out);
   self->state.ctx->sessions_open.fetch_add(1);
   self->attach_functor([ctx = self->state.ctx] { ctx->sessions_open.fetch_sub(1); });
+  // Linked jobs report their end here; a job's end never ends its session.
+  self->set_exit_handler([](caf::exit_msg&) {});
   return {
     [self](frame_atom, std::string& frame) {
       try {
@@ -153,10 +144,8 @@ session_actor::behavior_type session_behavior(session_pointer self,
       }
     },
     [self](closed_atom) {
-      for (auto& [id, job] : self->state.jobs)
-        self->send_exit(job, caf::exit_reason::user_shutdown);
-      self->state.jobs.clear();
-      self->quit();
+      // Not a normal exit: it cancels the jobs linked to this session.
+      self->quit(caf::exit_reason::user_shutdown);
     },
   };
 }

@@ -1,7 +1,7 @@
 // The session: one actor per WebSocket connection. It decodes each frame
-// once, starts a job per request, writes each job's response, answers
-// forwarded calls and hands cluster messages on. When the connection closes
-// it cancels the connection's jobs.
+// once, starts a linked job per request (the job writes its own answer),
+// answers forwarded calls and hands cluster messages on. When the connection
+// closes it exits with user_shutdown, which cancels its jobs.
 #pragma once
 
 #include <memory>

@@ -388,6 +388,11 @@ void cluster::restart(std::size_t i) {
   }
 }
 
+void cluster::restart(std::size_t i, std::vector<std::string> new_args) {
+  nodes_.at(i)->args = std::move(new_args);
+  restart(i);
+}
+
 const std::vector<std::string>& cluster::args(std::size_t i) const {
   return nodes_.at(i)->args;
 }

@@ -126,6 +126,9 @@ public:
   /// Starts node i again, on the same port, with the same arguments.
   /// Retries for a while when the port is not free yet. The node must not be running.
   void restart(std::size_t i);
+  /// Same, with other arguments from now on (as args() returns them: no
+  /// --host/--port), e.g. without a module to change its functions.
+  void restart(std::size_t i, std::vector<std::string> new_args);
 
   /// The arguments node i was (or will be) started with.
   const std::vector<std::string>& args(std::size_t i) const;

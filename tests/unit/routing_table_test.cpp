@@ -127,6 +127,25 @@ TEST_CASE("routing_table: later HELLOs merge (only new functions are announced)"
   CHECK(f.table.find(A)->link == f.link1);
 }
 
+TEST_CASE("routing_table: a full HELLO (first on a connection) replaces the advert") {
+  link_fixture f;
+  f.table.hello(A, advert({"f", "g"}, {"ra"}, {{"g", {"gpu"}}}), 100, true);
+  f.table.set_link(A, f.link1);
+  // A restarted without g and with other resources: its new connection's
+  // first HELLO is its whole advert.
+  f.table.hello(A, advert({"f"}, {"rb"}), 200, true);
+  auto p = f.table.find(A);
+  REQUIRE(p);
+  CHECK(p->advert.funs == strings{"f"});
+  CHECK(p->advert.locs == strings{"rb"});
+  CHECK(p->advert.fun_locs.empty());
+  CHECK(p->last_seen == 200);
+  CHECK(p->link == f.link1); // the link is not part of the advert
+  CHECK(f.table.candidates("g", {}).empty());
+  CHECK(f.table.candidates("f", {"ra"}).empty());
+  CHECK(urls(f.table.candidates("f", {"rb"})) == strings{A});
+}
+
 TEST_CASE("routing_table: candidates match node locs union the function's fun_locs") {
   link_fixture f;
   f.table.hello(A, advert({"train", "echo"}, {"dataset-1"}, {{"train", {"gpu"}}}), 100);
