@@ -1,5 +1,6 @@
 #include "peers/peer_link_actor.hpp"
 
+#include <chrono>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -23,6 +24,12 @@ struct link_state {
   std::string hello_u;
   bool ready = false;
   std::unordered_map<std::string, caf::response_promise> pending; // u -> waiting job
+  // Liveness while calls are outstanding: a peer that is frozen (not dead)
+  // keeps its socket open, so silence is what tells. Every gossip interval
+  // the link sends STATUS (any MPREG node answers it); a peer unheard for the
+  // dead-peer timeout is given up on and its calls fail over.
+  std::chrono::steady_clock::time_point last_heard;
+  bool probing = false;
 };
 
 using link_pointer = caf::stateful_actor<link_state>*;
@@ -37,8 +44,45 @@ void fail_pending(link_pointer self, const std::string& why) {
   self->state.pending.clear();
 }
 
+caf::timespan probe_interval(const node_context& ctx) {
+  return std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>(ctx.config.gossip_interval));
+}
+
+void start_probing(link_pointer self) {
+  auto& st = self->state;
+  if (st.probing)
+    return;
+  st.probing = true;
+  st.last_heard = std::chrono::steady_clock::now();
+  self->delayed_send(self, probe_interval(*st.ctx), tick_atom::value);
+}
+
+void probe(link_pointer self) {
+  auto& st = self->state;
+  if (st.pending.empty()) {
+    st.probing = false;
+    return;
+  }
+  auto silent = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_heard);
+  if (silent.count() > st.ctx->config.dead_peer_timeout) {
+    std::string why = "no answer for " + std::to_string(static_cast<int>(silent.count())) + " s";
+    MPREG_LOG(warn, "peer " << st.url << " stopped answering: " << why);
+    st.conn->close(why);
+    fail_pending(self, why);
+    self->quit(caf::make_error(caf::sec::runtime_error, "peer unresponsive"));
+    return;
+  }
+  protocol::server_message status;
+  status.u = protocol::new_id();
+  status.what = "STATUS";
+  st.conn->send(protocol::encode(status));
+  self->delayed_send(self, probe_interval(*st.ctx), tick_atom::value);
+}
+
 void on_frame(link_pointer self, std::string& frame) {
   auto& st = self->state;
+  st.last_heard = std::chrono::steady_clock::now();
   auto msg = protocol::decode_frame(std::move(frame));
   if (auto a = std::get_if<protocol::internal_answer>(&msg)) {
     auto i = st.pending.find(a->u);
@@ -112,6 +156,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       }
       auto promise = self->make_response_promise();
       st.pending.emplace(call.u, promise);
+      start_probing(self);
       return caf::delegated<call_outcome>{};
     },
     [self](leave_atom) {
@@ -127,6 +172,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       self->quit();
       return true;
     },
+    [self](tick_atom) { probe(self); },
     [self](send_atom, std::string& frame) {
       if (self->state.ready)
         self->state.conn->send(std::move(frame));

@@ -698,3 +698,25 @@ TEST_CASE("load and spreading: 10 clients x 20 requests over three nodes; shared
     CHECK(from_a["B"] >= 5);
   }
 }
+
+TEST_CASE("a frozen node (SIGSTOP): a call without a deadline fails over instead of hanging") {
+  auto o = options(); // dead-peer timeout 2 s, probes every 0.2 s
+  cluster c(o, {spec("A", {"ra"}), spec("B", {"rb"})});
+  require_converged(c);
+  auto a_cl = connect(c.url(0));
+  REQUIRE(where(*a_cl, {"rb"}) == "B");
+
+  REQUIRE(c.process(1).signal(SIGSTOP)); // alive, socket open, silent
+  mpreg::request_options no_deadline;
+  no_deadline.timeout = 20;          // the client's own guard only
+  no_deadline.send_timeout = false;  // the node is told no deadline
+  auto t0 = steady::now();
+  int code = error_of([&] { a_cl->request({cmd("|w", "whereami", {}, {"rb"})}, no_deadline).get(); });
+  double took = ms_since(t0);
+  c.process(1).signal(SIGCONT);
+  MESSAGE("a call to a frozen node answered " << code << " after " << took << " ms");
+  CHECK(code == 1008);
+  CHECK(took < 8000); // dead-peer timeout + a probe interval, with slack for a busy machine
+  // A still serves what it can run itself.
+  CHECK(where(*a_cl, {"ra"}) == "A");
+}
