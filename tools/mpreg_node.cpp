@@ -13,7 +13,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/atom.hpp>
 
 #include "config/node_options.hpp"
 #include "mpreg/module.hpp"
@@ -84,12 +83,13 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg; // never handed argv: our flags are not CAF's
   auto cores = std::max(2u, std::thread::hardware_concurrency());
   cfg.set("scheduler.max-threads", static_cast<std::size_t>(cores));
-  if (const char* p = std::getenv("MPREG_EXP_POLICY"))
-    cfg.set("scheduler.policy", caf::atom_from_string(p));
-  if (const char* p = std::getenv("MPREG_EXP_MODSLEEP"))
-    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{std::atoll(p)});
-  if (const char* p = std::getenv("MPREG_EXP_AGGR"))
-    cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(std::atoll(p)));
+  // Work-stealing workers that find no work spin briefly, then (by default)
+  // poll 500 times with 50 us sleeps before sleeping on a condition variable.
+  // A message arriving during those sleeps waits for the sleep to end, which
+  // is most of a request's latency at low load; skipping that phase sends idle
+  // workers straight to the condition variable, where an enqueue wakes them.
+  // (bench/run measures the effect: docs/PERFORMANCE.md.)
+  cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
   int exit_code = 0;
   {
     caf::actor_system system{cfg};

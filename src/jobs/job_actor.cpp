@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "jobs/request_graph.hpp"
+#include "json/size_estimate.hpp"
 #include "bridge/ws_server.hpp"
 #include "node/node_context.hpp"
 #include "peers/cluster_messages.hpp"
@@ -362,39 +363,7 @@ job_actor::behavior_type connection_job_behavior(job_pointer self,
   return job_handlers(self);
 }
 
-std::size_t estimate(const json& v) {
-  switch (v.type()) {
-    case json::kind::null:
-      return 4;
-    case json::kind::boolean:
-      return 5;
-    case json::kind::integer:
-    case json::kind::unsigned_integer:
-    case json::kind::number:
-      return 24;
-    case json::kind::string:
-      return v.as_string().size() + 2;
-    case json::kind::array: {
-      std::size_t n = 2;
-      for (const auto& e : v.as_array())
-        n += estimate(e) + 1;
-      return n;
-    }
-    case json::kind::object: {
-      std::size_t n = 2;
-      for (const auto& m : v.as_object())
-        n += m.key.size() + 4 + estimate(m.value);
-      return n;
-    }
-  }
-  return 0;
-}
-
 } // namespace
-
-std::size_t encoded_size_estimate(const json& v) {
-  return estimate(v);
-}
 
 job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx) {
   return sys.spawn(job_behavior, std::move(ctx));

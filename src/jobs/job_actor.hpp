@@ -47,7 +47,4 @@ job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 job_actor spawn_connection_job(caf::local_actor* session, std::shared_ptr<node_context> ctx,
                                std::shared_ptr<bridge::outbound> out, request req);
 
-/// An upper bound-ish of a value's encoded size (for the size limits).
-std::size_t encoded_size_estimate(const json& v);
-
 } // namespace mpreg

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "json/size_estimate.hpp"
 #include "protocol/codec.hpp"
 
 namespace mpreg {
@@ -141,48 +142,17 @@ request_graph::resolve(std::size_t i, const std::vector<std::optional<json>>& re
   return {std::move(args), std::move(kwargs)};
 }
 
-// Adds v's estimated size to total; false once total is past limit.
 bool request_graph::measure(const json& v, std::size_t self,
                             const std::vector<std::size_t>& result_sizes, std::size_t limit,
                             std::size_t& total) const {
-  switch (v.type()) {
-    case json::kind::null:
-      total += 4;
-      break;
-    case json::kind::boolean:
-      total += 5;
-      break;
-    case json::kind::integer:
-    case json::kind::unsigned_integer:
-    case json::kind::number:
-      total += 24;
-      break;
-    case json::kind::string: {
-      auto i = index_.find(v.as_string());
-      if (i != index_.end() && i->second != self)
-        total += result_sizes[i->second];
-      else
-        total += v.as_string().size() + 2;
-      break;
-    }
-    case json::kind::array:
-      total += 2;
-      for (const auto& e : v.as_array()) {
-        total += 1;
-        if (!measure(e, self, result_sizes, limit, total))
-          return false;
-      }
-      break;
-    case json::kind::object:
-      total += 2;
-      for (const auto& m : v.as_object()) {
-        total += m.key.size() + 4;
-        if (!measure(m.value, self, result_sizes, limit, total))
-          return false;
-      }
-      break;
-  }
-  return total <= limit;
+  // A reference stands for its producer's result, as often as it occurs.
+  auto referenced = [&](const std::string& s) -> std::optional<std::size_t> {
+    auto i = index_.find(s);
+    if (i != index_.end() && i->second != self)
+      return result_sizes[i->second];
+    return std::nullopt;
+  };
+  return add_encoded_size(v, referenced, limit, total);
 }
 
 std::size_t request_graph::resolved_size(std::size_t i,

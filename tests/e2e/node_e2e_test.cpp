@@ -848,7 +848,12 @@ TEST_CASE("e2e: a client that stops reading is cut off; the node keeps serving")
   CHECK(stalled.drain_until_eof(5000ms));
   long peak = peak_rss_kib(node.pid());
   MESSAGE("peak RSS " << peak << " KiB");
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine keep freed buffers resident for a while.
+  CHECK(peak < 600 * 1024);
+#else
   CHECK(peak < 200 * 1024);
+#endif
   still_serving(other, "after-stalled");
   CHECK(node.terminate() == 0);
 }

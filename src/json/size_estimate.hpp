@@ -1,0 +1,66 @@
+// Estimates of a value's encoded size, for the size limits (a result or a
+// response over max_message_size fails with 1003 instead of growing memory).
+// Strings count their bytes; numbers a generous 24.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mpreg/json.hpp"
+
+namespace mpreg {
+
+/// Adds v's estimated size to `total`. `string_size(s)` may say what a string
+/// stands for (a reference to another command's result) or nullopt for a
+/// literal. Returns false as soon as `total` is past `limit`.
+template <class StringSize>
+bool add_encoded_size(const json& v, StringSize&& string_size, std::size_t limit,
+                      std::size_t& total) {
+  switch (v.type()) {
+    case json::kind::null:
+      total += 4;
+      break;
+    case json::kind::boolean:
+      total += 5;
+      break;
+    case json::kind::integer:
+    case json::kind::unsigned_integer:
+    case json::kind::number:
+      total += 24;
+      break;
+    case json::kind::string: {
+      std::optional<std::size_t> stands_for = string_size(v.as_string());
+      total += stands_for ? *stands_for : v.as_string().size() + 2;
+      break;
+    }
+    case json::kind::array:
+      total += 2;
+      for (const auto& e : v.as_array()) {
+        total += 1;
+        if (!add_encoded_size(e, string_size, limit, total))
+          return false;
+      }
+      break;
+    case json::kind::object:
+      total += 2;
+      for (const auto& m : v.as_object()) {
+        total += m.key.size() + 4;
+        if (!add_encoded_size(m.value, string_size, limit, total))
+          return false;
+      }
+      break;
+  }
+  return total <= limit;
+}
+
+/// The estimated encoded size of a value with no references in it.
+inline std::size_t encoded_size_estimate(const json& v) {
+  std::size_t total = 0;
+  add_encoded_size(
+    v, [](const std::string&) { return std::optional<std::size_t>{}; }, SIZE_MAX, total);
+  return total;
+}
+
+} // namespace mpreg
