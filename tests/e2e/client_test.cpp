@@ -26,6 +26,7 @@
 
 #include "mpreg/client.hpp"
 #include "support/node_process.hpp"
+#include "support/test_env.hpp"
 #include "transport/ws_client.hpp"
 
 using namespace std::chrono_literals;
@@ -35,14 +36,10 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(steady::time_point t0) {
-  return std::chrono::duration<double, std::milli>(steady::now() - t0).count();
-}
+using mpreg::test::ms_since;
 
 std::string node_exe() {
-  if (const char* e = std::getenv("MPREG_TEST_NODE"); e && *e)
-    return e;
-  return MPREG_NODE_PATH;
+  return mpreg::test::node_executable(MPREG_NODE_PATH);
 }
 
 bool have_test_module() {

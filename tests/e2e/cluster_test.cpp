@@ -37,6 +37,7 @@
 #include "mpreg/client.hpp"
 #include "mpreg/node.hpp"
 #include "support/cluster.hpp"
+#include "support/test_env.hpp"
 
 using namespace std::chrono_literals;
 using mpreg::json;
@@ -51,14 +52,10 @@ namespace {
 constexpr auto converge_timeout = 15s;
 const std::string cluster_id = "cluster-e2e";
 
-double ms_since(steady::time_point t0) {
-  return std::chrono::duration<double, std::milli>(steady::now() - t0).count();
-}
+using mpreg::test::ms_since;
 
 std::string node_exe() {
-  if (const char* e = std::getenv("MPREG_TEST_NODE"); e && *e)
-    return e;
-  return MPREG_NODE_PATH;
+  return mpreg::test::node_executable(MPREG_NODE_PATH);
 }
 
 cluster_options options() {
