@@ -50,10 +50,20 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
     out->send(protocol::encode(a));
     return;
   }
-  auto task = [out, f, call = std::move(call)] {
+  auto task = [out, f, call = std::move(call), limit = ctx.config.max_message_size] {
     auto result = invoke_function(*f, call.args, call.kwargs);
-    out->send(protocol::encode(protocol::internal_answer{call.u, std::move(result.value),
-                                                         std::move(result.error)}));
+    auto frame = protocol::encode(
+      protocol::internal_answer{call.u, std::move(result.value), std::move(result.error)});
+    // An answer over the frame limit would close the link and fail every
+    // other call on it: fail just this one.
+    if (frame.size() > limit)
+      frame = protocol::encode(protocol::internal_answer{
+        call.u, json{},
+        rpc_error(error_code::execution_failed,
+                  "result too large: function '" + f->name + "' produced more than " +
+                    std::to_string(limit) + " bytes",
+                  json::make_object({{"function", f->name}, {"max_message_size", limit}}))});
+    out->send(frame);
   };
   if (f->run_inline)
     task();

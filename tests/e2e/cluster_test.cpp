@@ -717,3 +717,18 @@ TEST_CASE("a frozen node (SIGSTOP): a call without a deadline fails over instead
   // A still serves what it can run itself.
   CHECK(where(*a_cl, {"ra"}) == "A");
 }
+
+TEST_CASE("a remote result over the frame limit fails that call only; the link stays up") {
+  auto o = options();
+  o.extra_args = {"--max-message-size", "65536"};
+  auto b = spec("B", {"rb"});
+  b.modules = {MPREG_TEST_MODULE_PATH}; // big(n): a string of n bytes
+  cluster c(o, {spec("A", {"ra"}), b});
+  require_converged(c);
+  auto a_cl = connect(c.url(0));
+  int code = error_of([&] { a_cl->call("big", {json(100000)}, {}, {"rb"}, 10); });
+  CHECK(code == 1003);
+  // The same link still carries calls: nothing was closed or restarted.
+  CHECK(a_cl->call("big", {json(10)}, {}, {"rb"}, 10).as_string() == std::string(10, 'x'));
+  CHECK(where(*a_cl, {"rb"}) == "B");
+}
