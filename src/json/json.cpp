@@ -130,6 +130,14 @@ void write(Writer& w, const json& v) {
   }
 }
 
+// One message for every parse failure; the builder's own depth limit wins
+// over RapidJSON's generic "terminated by the handler".
+[[noreturn]] void malformed(const rapidjson::ParseResult& res, const tree_builder& builder) {
+  std::string why =
+    builder.depth_error.empty() ? rapidjson::GetParseError_En(res.Code()) : builder.depth_error;
+  throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
+}
+
 [[noreturn]] void wrong_kind(const json& v, const char* wanted) {
   throw json_error(std::string("expected ") + wanted + ", got " + v.type_name());
 }
@@ -155,12 +163,8 @@ json json::parse(std::string_view text) {
   // Iterative parsing: no recursion on the C++ stack, whatever the input.
   constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
   auto res = reader.Parse<flags>(ms, builder);
-  if (res.IsError()) {
-    std::string why = builder.depth_error.empty()
-                        ? rapidjson::GetParseError_En(res.Code())
-                        : builder.depth_error;
-    throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
-  }
+  if (res.IsError())
+    malformed(res, builder);
   return std::move(builder.result);
 }
 
@@ -184,9 +188,7 @@ json parse_owned_text(std::string& text) {
                        ": The document root must not be followed by other values.");
     return std::move(builder.result);
   }
-  std::string why = builder.depth_error.empty() ? rapidjson::GetParseError_En(res.Code())
-                                                : builder.depth_error;
-  throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
+  malformed(res, builder);
 }
 
 std::string json::dump() const {

@@ -1,7 +1,5 @@
 #include "sessions/session_actor.hpp"
 
-#include <unordered_map>
-
 #include <caf/all.hpp>
 
 #include "jobs/job_actor.hpp"

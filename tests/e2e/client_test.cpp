@@ -77,15 +77,7 @@ node_process restart_node(int port) {
   }
 }
 
-mpreg::command cmd(std::string name, std::string fun, json::array args = {},
-                   std::vector<std::string> locs = {}) {
-  mpreg::command c;
-  c.name = std::move(name);
-  c.fun = std::move(fun);
-  c.args = std::move(args);
-  c.locs = std::move(locs);
-  return c;
-}
+using mpreg::test::cmd;
 
 template <class F>
 auto time_ms(F&& f) {

@@ -92,15 +92,7 @@ std::unique_ptr<mpreg::client> connect(const std::string& url) {
   return c;
 }
 
-mpreg::command cmd(std::string name, std::string fun, json::array args = {},
-                   strings locs = {}) {
-  mpreg::command c;
-  c.name = std::move(name);
-  c.fun = std::move(fun);
-  c.args = std::move(args);
-  c.locs = std::move(locs);
-  return c;
-}
+using mpreg::test::cmd;
 
 // Which node ran whereami() with `locs`, entered at `c`.
 std::string where(mpreg::client& c, strings locs, double timeout = 10) {

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "mpreg/messages.hpp"
 
 namespace mpreg::test {
 
@@ -17,6 +20,17 @@ inline std::string node_executable(const std::string& built) {
   if (const char* e = std::getenv("MPREG_TEST_NODE"); e && *e)
     return e;
   return built;
+}
+
+/// One command of a request, built in C++ (no kwargs).
+inline command cmd(std::string name, std::string fun, json::array args = {},
+                            std::vector<std::string> locs = {}) {
+  command c;
+  c.name = std::move(name);
+  c.fun = std::move(fun);
+  c.args = std::move(args);
+  c.locs = std::move(locs);
+  return c;
 }
 
 } // namespace mpreg::test
