@@ -11,6 +11,7 @@
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
+#include "transport/io_loop.hpp"
 #include "util/log.hpp"
 
 namespace mpreg::bridge {
@@ -36,6 +37,7 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   server_events events;
   std::size_t max_message_size;
   std::size_t max_buffered; // slow-client limit per connection
+  std::chrono::microseconds io_spin;
   std::thread io_thread;
   std::promise<void> io_done;
   std::atomic<bool> running{false};
@@ -43,10 +45,11 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   std::unordered_map<std::uint64_t, websocketpp::connection_hdl> open;
   std::uint64_t next_id = 1;
 
-  impl(server_events ev, std::size_t max_size)
+  impl(server_events ev, std::size_t max_size, std::chrono::microseconds spin)
     : events(std::move(ev)),
       max_message_size(max_size),
-      max_buffered(max_size + (16u << 20)) {}
+      max_buffered(max_size + (16u << 20)),
+      io_spin(spin) {}
 };
 
 namespace {
@@ -104,8 +107,9 @@ lookup(const std::weak_ptr<ws_server::impl>& weak, websocketpp::connection_hdl h
 }
 } // namespace
 
-ws_server::ws_server(server_events events, std::size_t max_message_size)
-  : impl_(std::make_shared<impl>(std::move(events), max_message_size)) {
+ws_server::ws_server(server_events events, std::size_t max_message_size,
+                     std::chrono::microseconds io_spin)
+  : impl_(std::make_shared<impl>(std::move(events), max_message_size, io_spin)) {
   auto& ep = impl_->endpoint;
   // websocketpp logs frames to stdout by default: stdout belongs to the tool.
   ep.clear_access_channels(websocketpp::log::alevel::all);
@@ -185,7 +189,7 @@ std::uint16_t ws_server::listen(const std::string& host, std::uint16_t port) {
   impl_->io_thread = std::thread([self] {
     for (;;) {
       try {
-        self->endpoint.run();
+        transport::run_io(self->endpoint.get_io_service(), self->io_spin);
         break;
       } catch (const std::exception& e) {
         // A handler threw: log and keep serving everyone else.

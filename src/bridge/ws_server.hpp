@@ -39,7 +39,9 @@ struct server_events {
 class ws_server {
 public:
   /// `max_message_size`: larger frames close the connection (code 1009).
-  ws_server(server_events events, std::size_t max_message_size);
+  /// `io_spin`: how long the I/O thread polls before it sleeps (run_io).
+  ws_server(server_events events, std::size_t max_message_size,
+            std::chrono::microseconds io_spin = std::chrono::microseconds{0});
   ~ws_server();
   ws_server(const ws_server&) = delete;
   ws_server& operator=(const ws_server&) = delete;

@@ -24,6 +24,7 @@ namespace {
 // Upper bounds that keep later conversions (chrono, thread pools) sane.
 constexpr double max_seconds = 365.0 * 24 * 3600; // one year
 constexpr unsigned long long max_workers = 1024;
+constexpr unsigned long long max_spin_us = 100000;
 constexpr std::size_t max_quoted = 100; // longest value echoed in an error
 
 // ---------------------------------------------------------------- text helpers
@@ -143,6 +144,14 @@ std::size_t parse_workers(std::string_view s) {
   return static_cast<std::size_t>(*v);
 }
 
+unsigned parse_spin(std::string_view s) {
+  auto v = parse_digits(s);
+  if (!v || *v > max_spin_us)
+    throw config_error(quote(s) + " is not a number of microseconds (0.." +
+                       std::to_string(max_spin_us) + ")");
+  return static_cast<unsigned>(*v);
+}
+
 std::string check_host(std::string_view s) {
   if (s.empty())
     throw config_error("the host must not be empty");
@@ -201,7 +210,7 @@ std::vector<std::string> plain_list(const std::vector<std::string>& items) {
 enum class flag_id {
   config, host, port, name, cluster_id, resources, peers, connect, advertised_urls,
   gossip_interval, dead_peer_timeout, max_message_size, module, log_level, workers,
-  help, version,
+  io_spin_us, help, version,
 };
 
 struct flag_spec {
@@ -232,6 +241,8 @@ constexpr flag_spec flag_table[] = {
   {flag_id::module, "module", 0, "PATH", "load a function module; repeatable, loaded in order"},
   {flag_id::log_level, "log-level", 0, "LEVEL", "log level on stderr: error|warn|info|debug|trace"},
   {flag_id::workers, "workers", 0, "N", "function worker threads, 0..1024; 0 = 2 x hardware threads, at least 4"},
+  {flag_id::io_spin_us, "io-spin-us", 0, "MICROSECONDS",
+   "how long I/O threads poll after work before they sleep, 0..100000; 0 sleeps at once"},
   {flag_id::help, "help", 'h', "", "print this help and exit"},
   {flag_id::version, "version", 'V', "", "print the version and exit"},
 };
@@ -339,6 +350,7 @@ void apply_flag(node_options& o, const occurrence& oc, list_state& st) {
       break;
     case flag_id::log_level: o.log_level = parse_level(v); break;
     case flag_id::workers: s.worker_threads = parse_workers(v); break;
+    case flag_id::io_spin_us: s.io_spin_us = parse_spin(v); break;
     case flag_id::help: o.show_help = true; break;
     case flag_id::version: o.show_version = true; break;
     }
@@ -454,6 +466,8 @@ void apply_map(const YAML::Node& root, const std::string& path, settings& s,
         s.max_message_size = parse_bytes(scalar(v, "a number of bytes"));
       else if (key == "workers")
         s.worker_threads = parse_workers(scalar(v, "a thread count"));
+      else if (key == "io_spin_us")
+        s.io_spin_us = parse_spin(scalar(v, "a number of microseconds"));
       else if (key == "log_level" && log_level && v.IsScalar()) {
         // MPREG's own key: taken when it names a level we know, else ignored
         // (MPREG files must keep working unchanged).
@@ -680,6 +694,7 @@ std::string node_usage() {
     case flag_id::module: return "none";
     case flag_id::log_level: return node_options{}.log_level;
     case flag_id::workers: return std::to_string(d.worker_threads);
+    case flag_id::io_spin_us: return std::to_string(d.io_spin_us);
     case flag_id::help:
     case flag_id::version: return {};
     }

@@ -1,7 +1,5 @@
-// The job: one actor per request. It builds the dependency graph, starts each
-// command as soon as the commands it consumes have finished (dataflow, no
-// level-by-level barrier), substitutes results, enforces the deadline and
-// answers exactly once.
+// The job: the actor that hosts a request's run (jobs/request_run.hpp) while
+// it waits on the worker pool, on peers or on its deadline, and answers once.
 #pragma once
 
 #include <cstddef>
@@ -41,10 +39,12 @@ using job_actor = caf::typed_actor<caf::replies_to<request>::with<response>,
 /// Spawns a job; send it the request (request/delegate) and it answers once.
 job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 
-/// Spawns a job for a request that arrived on a connection: it writes its one
-/// answer to `out`. Linked to `session`, so a closed connection (the session
+/// Runs a request that arrived on a connection and writes its one answer to
+/// `out`. A request whose every command is an inline function of this node
+/// is answered right here, with no actor spawned (it never waits). Any other
+/// gets a job actor linked to `session`, so a closed connection (the session
 /// exits with user_shutdown) takes its jobs down with it.
-job_actor spawn_connection_job(caf::local_actor* session, std::shared_ptr<node_context> ctx,
-                               std::shared_ptr<bridge::outbound> out, request req);
+void run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
+                            std::shared_ptr<bridge::outbound> out, request req);
 
 } // namespace mpreg

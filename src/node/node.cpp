@@ -38,7 +38,8 @@ struct node::impl {
     add_builtins(ctx->functions);
     front = system.spawn(front_behavior, ctx);
     ctx->link_transport = std::make_unique<transport::ws_client_endpoint>(
-      transport::ws_client_options{ctx->config.max_message_size, std::chrono::milliseconds{1000}});
+      transport::ws_client_options{ctx->config.max_message_size, std::chrono::milliseconds{1000},
+                                   std::chrono::microseconds(ctx->config.io_spin_us)});
     // The cluster actors live as long as the node; sessions reach them
     // through the context, which never changes them.
     ctx->supervisor = spawn_peer_supervisor(system, ctx);

@@ -34,8 +34,8 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
 }
 
 void run_request(session_pointer self, request req) {
-  // The job answers on the connection itself; it is linked to this session.
-  spawn_connection_job(self, self->state.ctx, self->state.out, std::move(req));
+  // The answer goes straight to the connection, never through this actor.
+  run_connection_request(self, self->state.ctx, self->state.out, std::move(req));
 }
 
 void run_internal_call(session_pointer self, protocol::internal_rpc call) {

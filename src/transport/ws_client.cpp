@@ -1,5 +1,6 @@
 // The one client-side websocketpp translation unit (see ws_client.hpp).
 #include "transport/ws_client.hpp"
+#include "transport/io_loop.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -392,12 +393,12 @@ ws_client_endpoint::ws_client_endpoint(ws_client_options options)
   core* c = core_.get();
   std::promise<void> started;
   auto ready = started.get_future();
-  c->thread = std::thread([c, started = std::move(started)]() mutable {
+  c->thread = std::thread([c, spin = options.io_spin, started = std::move(started)]() mutable {
     c->thread_id = std::this_thread::get_id();
     started.set_value();
     for (;;) {
       try {
-        c->ep.run();
+        run_io(c->ep.get_io_service(), spin);
         return;
       } catch (...) {
         // A throwing handler must not end the I/O thread; keep serving.

@@ -35,6 +35,8 @@ struct ws_client_options {
   std::size_t max_message_size = 64u * 1024u * 1024u;
   /// How long a close handshake may take before the socket is dropped.
   std::chrono::milliseconds close_handshake_timeout{1000};
+  /// How long the I/O thread polls before it sleeps (see run_io); 0: never.
+  std::chrono::microseconds io_spin{0};
 };
 
 /// A handle to one connection. Thread-safe. Dropping the handle does not

@@ -1,0 +1,333 @@
+#include "jobs/request_run.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <utility>
+
+#include "jobs/request_graph.hpp"
+#include "json/size_estimate.hpp"
+#include "node/node_context.hpp"
+#include "util/log.hpp"
+
+namespace mpreg {
+
+namespace {
+
+json command_details(const command& c, json extra = {}) {
+  json d = json::make_object({{"command", c.name}, {"function", c.fun}});
+  if (extra.is_object())
+    for (auto& m : extra.as_object())
+      d[m.key] = std::move(m.value);
+  return d;
+}
+
+json string_array(const std::vector<std::string>& xs) {
+  json::array a;
+  for (const auto& x : xs)
+    a.emplace_back(x);
+  return json{std::move(a)};
+}
+
+} // namespace
+
+request_run::request_run(std::shared_ptr<node_context> ctx, host& h, bool inline_only)
+  : ctx_(std::move(ctx)), host_(h), inline_only_(inline_only) {}
+
+request_run::~request_run() = default;
+
+bool request_run::runs_inline_here(const node_context& ctx, const request& req) {
+  for (const auto& c : req.cmds) {
+    auto f = ctx.local_match(c.fun, c.locs);
+    if (!f || !f->run_inline)
+      return false;
+  }
+  return true;
+}
+
+std::size_t request_run::max_size() const {
+  return ctx_->config.max_message_size;
+}
+
+template <class F>
+void request_run::guarded(F&& f) noexcept {
+  if (answered_)
+    return;
+  try {
+    f();
+  } catch (const std::exception& e) {
+    fail(rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    fail(rpc_error(error_code::internal_error, "internal error"));
+  }
+}
+
+void request_run::deliver(response resp) {
+  if (answered_)
+    return;
+  answered_ = true;
+  resp.u = req_.u;
+  ctx_->requests_total.fetch_add(1, std::memory_order_relaxed);
+  if (resp.error)
+    ctx_->requests_failed.fetch_add(1, std::memory_order_relaxed);
+  host_.answer(std::move(resp));
+}
+
+void request_run::fail(rpc_error err) {
+  response r;
+  r.error = std::move(err);
+  deliver(std::move(r));
+}
+
+void request_run::start(request req) noexcept {
+  try {
+    begin(std::move(req));
+  } catch (const std::exception& e) {
+    fail(rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    fail(rpc_error(error_code::internal_error, "internal error"));
+  }
+}
+
+void request_run::begin(request req) {
+  req_ = std::move(req);
+  try {
+    graph_ = std::make_unique<request_graph>(req_);
+  } catch (const protocol::protocol_error& e) {
+    fail(e.error);
+    return;
+  }
+  auto n = req_.cmds.size();
+  results_.resize(n);
+  sizes_.resize(n);
+  tried_.resize(n);
+  last_loss_.resize(n);
+  waiting_on_.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    waiting_on_[i] = graph_->dependencies(i).size();
+  for (auto i : graph_->roots())
+    ready_.push_back(i);
+  if (req_.timeout) {
+    double secs = *req_.timeout;
+    // The codec refuses these on the wire; in-process requests get the same.
+    if (!(secs > 0)) {
+      fail(rpc_error(error_code::invalid_request, "field 'timeout' must be positive",
+                     json::make_object({{"field", "timeout"}})));
+      return;
+    }
+    // A timespan (int64 ns) holds ~292 years: converting a longer deadline
+    // (1e12 s, 1e300 s) overflows into the past. Past ~31 years: no deadline.
+    // An inline-only run ends before any deadline could.
+    if (secs < 1e9 && !inline_only_)
+      host_.arm_deadline(
+        std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(secs)));
+  }
+  pump();
+}
+
+// Starts every ready command; inline ones may make more ready (no recursion).
+void request_run::pump() {
+  while (!ready_.empty() && !answered_) {
+    auto i = ready_.front();
+    ready_.pop_front();
+    start_command(i);
+  }
+  if (!answered_ && finished_ == req_.cmds.size())
+    finish();
+}
+
+void request_run::finish() {
+  json::object r;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < req_.cmds.size(); ++i)
+    if (graph_->is_sink(i)) {
+      total += encoded_size_estimate(*results_[i]) + req_.cmds[i].name.size() + 4;
+      r.push_back(json_member{req_.cmds[i].name, std::move(*results_[i])});
+    }
+  if (total > max_size()) {
+    fail(rpc_error(error_code::execution_failed,
+                   "result too large: the response would exceed " + std::to_string(max_size()) +
+                     " bytes",
+                   json::make_object({{"max_message_size", max_size()}})));
+    return;
+  }
+  response resp;
+  resp.r = json{std::move(r)};
+  deliver(std::move(resp));
+}
+
+// Records a command's outcome and releases the commands waiting on it.
+void request_run::complete(std::size_t i, call_outcome out) {
+  if (answered_ || results_[i])
+    return;
+  const auto& cmd = req_.cmds[i];
+  if (out.error) {
+    auto err = std::move(*out.error);
+    // Say which command failed, keeping what the function said.
+    err.details = command_details(cmd, std::move(err.details));
+    fail(std::move(err));
+    return;
+  }
+  auto size = encoded_size_estimate(out.value);
+  if (size > max_size()) {
+    fail(rpc_error(error_code::execution_failed,
+                   "result too large: command '" + cmd.name + "' produced more than " +
+                     std::to_string(max_size()) + " bytes",
+                   command_details(cmd, json::make_object({{"max_message_size", max_size()}}))));
+    return;
+  }
+  results_[i] = std::move(out.value);
+  sizes_[i] = size;
+  ++finished_;
+  for (auto d : graph_->dependents(i))
+    if (--waiting_on_[d] == 0)
+      ready_.push_back(d);
+}
+
+void request_run::start_command(std::size_t i) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const auto& cmd = req_.cmds[i];
+  auto local = ctx_->local_match(cmd.fun, cmd.locs);
+  // References copy their producer's result each time they occur: refuse
+  // arguments over the limit before building them (one 60 KB result named
+  // 2,000 times would otherwise take 120 MB here and again on the wire).
+  auto check_size = [&] {
+    if (graph_->dependencies(i).empty() ||
+        graph_->resolved_size(i, sizes_, max_size()) <= max_size())
+      return true;
+    fail(rpc_error(error_code::execution_failed,
+                   "result too large: the arguments of command '" + cmd.name +
+                     "' would exceed " + std::to_string(max_size()) + " bytes",
+                   command_details(cmd, json::make_object({{"max_message_size", max_size()}}))));
+    return false;
+  };
+  // An inline function costs less than any hop to a peer: it runs here.
+  if (local && (local->run_inline || inline_only_)) {
+    if (check_size())
+      run_local(i, local);
+    return;
+  }
+  // This node stays a choice on a retry too: only remote runs are ever lost
+  // (`tried` lists peers), so when the node running a command dies and this
+  // node can run it, it does (1008 means no other node could take it).
+  std::vector<route> remotes;
+  if (!inline_only_) {
+    remotes = ctx_->routes.candidates(cmd.fun, cmd.locs);
+    remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
+                                 [&](const route& r) {
+                                   return std::find(tried_[i].begin(), tried_[i].end(), r.url) !=
+                                          tried_[i].end();
+                                 }),
+                  remotes.end());
+  }
+  std::size_t choices = remotes.size() + (local ? 1 : 0);
+  if (choices == 0) {
+    if (last_loss_[i]) {
+      auto err = *last_loss_[i];
+      fail(rpc_error(error_code::node_lost,
+                     "command '" + cmd.name +
+                       "': the node running it was lost and no other node could take it (" +
+                       err.message + ")",
+                     command_details(cmd, json::make_object({{"tried", string_array(tried_[i])}}))));
+      return;
+    }
+    fail(rpc_error(error_code::command_not_found,
+                   "command '" + cmd.name + "': no node has function '" + cmd.fun + "'" +
+                     (cmd.locs.empty() ? std::string{} : " with the requested locs"),
+                   command_details(cmd, json::make_object({{"locs", string_array(cmd.locs)}}))));
+    return;
+  }
+  if (!check_size())
+    return;
+  // Random among every match, this node included, so load spreads.
+  std::size_t pick = std::uniform_int_distribution<std::size_t>(0, choices - 1)(rng);
+  if (pick < remotes.size()) {
+    const auto& target = remotes[pick];
+    auto [args, kwargs] = graph_->resolve(i, results_);
+    tried_[i].push_back(target.url);
+    host_.run_remote(i, target,
+                     protocol::internal_rpc{protocol::new_id(), cmd.fun, std::move(args),
+                                            std::move(kwargs)});
+    return;
+  }
+  run_local(i, local);
+}
+
+void request_run::run_local(std::size_t i, const std::shared_ptr<const local_function>& f) {
+  // A local run is final (no retry elsewhere), so a command without
+  // references hands over its own arguments instead of a copy.
+  auto& own = req_.cmds[i];
+  bool literal = graph_->dependencies(i).empty();
+  if (f->run_inline || inline_only_) {
+    if (literal) {
+      complete(i, invoke_function(*f, own.args, own.kwargs));
+    } else {
+      auto [args, kwargs] = graph_->resolve(i, results_);
+      complete(i, invoke_function(*f, args, kwargs));
+    }
+    return;
+  }
+  auto [args, kwargs] = literal ? std::pair<json::array, json::object>{std::move(own.args),
+                                                                       std::move(own.kwargs)}
+                                : graph_->resolve(i, results_);
+  // Off the actor threads: the function may block or take long.
+  if (!host_.run_on_pool(i, f, std::move(args), std::move(kwargs)))
+    fail(rpc_error(error_code::internal_error, "node is stopping"));
+}
+
+void request_run::local_done(std::size_t i, call_outcome out) noexcept {
+  guarded([&] {
+    if (i >= results_.size())
+      return;
+    complete(i, std::move(out));
+    pump();
+  });
+}
+
+void request_run::remote_done(std::size_t i, call_outcome out) noexcept {
+  guarded([&] {
+    if (i >= results_.size())
+      return;
+    auto code = out.error ? out.error->code : 0;
+    // Lost, or it no longer has the function: another node may do it.
+    if (code == static_cast<int>(error_code::node_lost) ||
+        code == static_cast<int>(error_code::command_not_found)) {
+      retry_elsewhere(i, *out.error);
+      return;
+    }
+    complete(i, std::move(out));
+    pump();
+  });
+}
+
+void request_run::remote_lost(std::size_t i, const std::string& url) noexcept {
+  guarded([&] {
+    if (i < results_.size())
+      retry_elsewhere(i, rpc_error(error_code::node_lost, "the link to " + url + " stopped"));
+  });
+}
+
+// A remote run ended without a result: try another node, or give up.
+void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
+  if (answered_ || results_[i])
+    return;
+  MPREG_LOG(debug, "command '" << req_.cmds[i].name << "' lost its node: " << why.message);
+  last_loss_[i] = why;
+  start_command(i);
+  pump();
+}
+
+void request_run::deadline() noexcept {
+  guarded([&] {
+    json::array pending;
+    for (std::size_t i = 0; i < req_.cmds.size(); ++i)
+      if (!results_[i])
+        pending.emplace_back(req_.cmds[i].name);
+    fail(rpc_error(error_code::deadline_exceeded,
+                   "deadline exceeded after " + json(*req_.timeout).dump() + " s",
+                   json::make_object({{"timeout", *req_.timeout},
+                                      {"pending", json{std::move(pending)}}})));
+  });
+}
+
+} // namespace mpreg
