@@ -59,8 +59,11 @@ public:
 
   /// Parses UTF-8 JSON text; throws json_error naming the offset on failure.
   static json parse(std::string_view text);
-  /// Compact JSON text.
+  /// Compact JSON text. Always valid UTF-8: invalid bytes in strings are
+  /// written as U+FFFD.
   std::string dump() const;
+  /// Appends the compact JSON text to `out` (no temporary buffer).
+  void dump_to(std::string& out) const;
   /// Indented JSON text (for humans).
   std::string dump_pretty() const;
 

@@ -54,13 +54,32 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
 
 namespace {
 
+// RFC 6455 5.2: FIN + text opcode, then the payload length in 7, 7+16 or
+// 7+64 bits (network order).
+std::string text_frame_header(std::size_t n) {
+  std::string h;
+  h.push_back(static_cast<char>(0x81));
+  if (n < 126) {
+    h.push_back(static_cast<char>(n));
+  } else if (n <= 0xFFFF) {
+    h.push_back(static_cast<char>(126));
+    h.push_back(static_cast<char>((n >> 8) & 0xFF));
+    h.push_back(static_cast<char>(n & 0xFF));
+  } else {
+    h.push_back(static_cast<char>(127));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      h.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF));
+  }
+  return h;
+}
+
 class connection_outbound final : public outbound {
 public:
   connection_outbound(std::shared_ptr<ws_server::impl> owner, connection_ptr con,
                       std::string remote)
     : owner_(std::move(owner)), con_(std::move(con)), remote_(std::move(remote)) {}
 
-  bool send(const std::string& text) override {
+  bool send(std::string text) override {
     if (closed_.load(std::memory_order_relaxed))
       return false;
     if (con_->get_buffered_amount() > owner_->max_buffered) {
@@ -69,7 +88,16 @@ public:
       close(websocketpp::close::status::policy_violation, "client reads too slowly");
       return false;
     }
-    auto ec = con_->send(text, websocketpp::frame::opcode::text);
+    // The frame is built here, around the text itself: websocketpp would
+    // copy it twice and validate its UTF-8 byte by byte. A server's frames
+    // are never masked and this server negotiates no extensions.
+    auto msg = con_->get_message(websocketpp::frame::opcode::text, 0);
+    if (!msg)
+      return false;
+    msg->set_header(text_frame_header(text.size()));
+    msg->get_raw_payload() = std::move(text);
+    msg->set_prepared(true);
+    auto ec = con_->send(msg);
     return !ec;
   }
 

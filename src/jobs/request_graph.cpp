@@ -19,11 +19,21 @@ request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.si
   // here directly and must get the same 1006 (not an empty result).
   if (req.cmds.empty())
     invalid("field 'cmds' must not be empty", json::make_object({{"field", "cmds"}}));
-  index_.reserve(req.cmds.size());
-  for (std::size_t i = 0; i < req.cmds.size(); ++i)
-    if (!index_.emplace(req.cmds[i].name, i).second)
-      invalid("duplicate command name '" + req.cmds[i].name + "'",
-              json::make_object({{"name", req.cmds[i].name}}));
+  auto duplicate = [&](std::size_t i) {
+    invalid("duplicate command name '" + req.cmds[i].name + "'",
+            json::make_object({{"name", req.cmds[i].name}}));
+  };
+  if (req.cmds.size() <= small_request) {
+    for (std::size_t i = 1; i < req.cmds.size(); ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (req.cmds[j].name == req.cmds[i].name)
+          duplicate(i);
+  } else {
+    index_.reserve(req.cmds.size());
+    for (std::size_t i = 0; i < req.cmds.size(); ++i)
+      if (!index_.emplace(req.cmds[i].name, i).second)
+        duplicate(i);
+  }
   for (std::size_t i = 0; i < req.cmds.size(); ++i) {
     auto& deps = nodes_[i].deps;
     for (const auto& a : req.cmds[i].args)
@@ -36,14 +46,26 @@ request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.si
   check_acyclic();
 }
 
+std::optional<std::size_t> request_graph::find(const std::string& name) const {
+  if (index_.empty()) { // a small request: a scan beats hashing
+    for (std::size_t i = 0; i < req_.cmds.size(); ++i)
+      if (req_.cmds[i].name == name)
+        return i;
+    return std::nullopt;
+  }
+  auto i = index_.find(name);
+  if (i == index_.end())
+    return std::nullopt;
+  return i->second;
+}
+
 void request_graph::collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const {
   switch (v.type()) {
     case json::kind::string: {
-      auto i = index_.find(v.as_string());
+      auto i = find(v.as_string());
       // A command's own name in its own arguments is a literal string.
-      if (i != index_.end() && i->second != self &&
-          std::find(deps.begin(), deps.end(), i->second) == deps.end())
-        deps.push_back(i->second);
+      if (i && *i != self && std::find(deps.begin(), deps.end(), *i) == deps.end())
+        deps.push_back(*i);
       break;
     }
     case json::kind::array:
@@ -102,9 +124,9 @@ json request_graph::substitute(const json& v, std::size_t self,
                                const std::vector<std::optional<json>>& results) const {
   switch (v.type()) {
     case json::kind::string: {
-      auto i = index_.find(v.as_string());
-      if (i != index_.end() && i->second != self)
-        return *results[i->second];
+      auto i = find(v.as_string());
+      if (i && *i != self)
+        return *results[*i];
       return v;
     }
     case json::kind::array: {
@@ -147,9 +169,9 @@ bool request_graph::measure(const json& v, std::size_t self,
                             std::size_t& total) const {
   // A reference stands for its producer's result, as often as it occurs.
   auto referenced = [&](const std::string& s) -> std::optional<std::size_t> {
-    auto i = index_.find(s);
-    if (i != index_.end() && i->second != self)
-      return result_sizes[i->second];
+    auto i = find(s);
+    if (i && *i != self)
+      return result_sizes[*i];
     return std::nullopt;
   };
   return add_encoded_size(v, referenced, limit, total);

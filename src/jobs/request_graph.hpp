@@ -48,6 +48,10 @@ private:
     std::vector<std::size_t> deps;
     std::vector<std::size_t> users;
   };
+  /// Up to this many commands, names are found by a scan instead of index_.
+  static constexpr std::size_t small_request = 8;
+  /// The command named `name`, if any.
+  std::optional<std::size_t> find(const std::string& name) const;
   void collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const;
   json substitute(const json& v, std::size_t self,
                   const std::vector<std::optional<json>>& results) const;
@@ -56,7 +60,7 @@ private:
                std::size_t limit, std::size_t& total) const;
 
   const request& req_;
-  std::unordered_map<std::string, std::size_t> index_;
+  std::unordered_map<std::string, std::size_t> index_; // empty for small requests
   std::vector<node> nodes_;
 };
 

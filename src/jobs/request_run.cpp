@@ -92,7 +92,7 @@ void request_run::start(request req) noexcept {
 void request_run::begin(request req) {
   req_ = std::move(req);
   try {
-    graph_ = std::make_unique<request_graph>(req_);
+    graph_.emplace(req_);
   } catch (const protocol::protocol_error& e) {
     fail(e.error);
     return;
@@ -100,13 +100,13 @@ void request_run::begin(request req) {
   auto n = req_.cmds.size();
   results_.resize(n);
   sizes_.resize(n);
-  tried_.resize(n);
-  last_loss_.resize(n);
   waiting_on_.resize(n);
-  for (std::size_t i = 0; i < n; ++i)
+  ready_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
     waiting_on_[i] = graph_->dependencies(i).size();
-  for (auto i : graph_->roots())
-    ready_.push_back(i);
+    if (waiting_on_[i] == 0)
+      ready_.push_back(i);
+  }
   if (req_.timeout) {
     double secs = *req_.timeout;
     // The codec refuses these on the wire; in-process requests get the same.
@@ -127,11 +127,9 @@ void request_run::begin(request req) {
 
 // Starts every ready command; inline ones may make more ready (no recursion).
 void request_run::pump() {
-  while (!ready_.empty() && !answered_) {
-    auto i = ready_.front();
-    ready_.pop_front();
-    start_command(i);
-  }
+  // Every command enters ready_ once, so it never outgrows the request.
+  while (ready_head_ < ready_.size() && !answered_)
+    start_command(ready_[ready_head_++]);
   if (!answered_ && finished_ == req_.cmds.size())
     finish();
 }
@@ -213,22 +211,26 @@ void request_run::start_command(std::size_t i) {
   std::vector<route> remotes;
   if (!inline_only_) {
     remotes = ctx_->routes.candidates(cmd.fun, cmd.locs);
-    remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
-                                 [&](const route& r) {
-                                   return std::find(tried_[i].begin(), tried_[i].end(), r.url) !=
-                                          tried_[i].end();
-                                 }),
-                  remotes.end());
+    if (!remote_.empty()) {
+      const auto& tried = remote_[i].tried;
+      remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
+                                   [&](const route& r) {
+                                     return std::find(tried.begin(), tried.end(), r.url) !=
+                                            tried.end();
+                                   }),
+                    remotes.end());
+    }
   }
   std::size_t choices = remotes.size() + (local ? 1 : 0);
   if (choices == 0) {
-    if (last_loss_[i]) {
-      auto err = *last_loss_[i];
+    if (!remote_.empty() && remote_[i].last_loss) {
+      auto err = *remote_[i].last_loss;
       fail(rpc_error(error_code::node_lost,
                      "command '" + cmd.name +
                        "': the node running it was lost and no other node could take it (" +
                        err.message + ")",
-                     command_details(cmd, json::make_object({{"tried", string_array(tried_[i])}}))));
+                     command_details(cmd, json::make_object(
+                                            {{"tried", string_array(remote_[i].tried)}}))));
       return;
     }
     fail(rpc_error(error_code::command_not_found,
@@ -244,7 +246,9 @@ void request_run::start_command(std::size_t i) {
   if (pick < remotes.size()) {
     const auto& target = remotes[pick];
     auto [args, kwargs] = graph_->resolve(i, results_);
-    tried_[i].push_back(target.url);
+    if (remote_.empty())
+      remote_.resize(req_.cmds.size());
+    remote_[i].tried.push_back(target.url);
     host_.run_remote(i, target,
                      protocol::internal_rpc{protocol::new_id(), cmd.fun, std::move(args),
                                             std::move(kwargs)});
@@ -312,7 +316,7 @@ void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
   if (answered_ || results_[i])
     return;
   MPREG_LOG(debug, "command '" << req_.cmds[i].name << "' lost its node: " << why.message);
-  last_loss_[i] = why;
+  remote_[i].last_loss = why; // only a remote run is ever lost
   start_command(i);
   pump();
 }

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +18,7 @@
 #include <caf/timespan.hpp>
 
 #include "jobs/local_call.hpp"
+#include "jobs/request_graph.hpp"
 #include "mpreg/messages.hpp"
 #include "peers/routing_table.hpp"
 #include "protocol/codec.hpp"
@@ -26,7 +26,6 @@
 namespace mpreg {
 
 struct node_context;
-class request_graph;
 
 class request_run {
 public:
@@ -88,13 +87,18 @@ private:
   host& host_;
   bool inline_only_;
   request req_;
-  std::unique_ptr<request_graph> graph_;
+  std::optional<request_graph> graph_;
   std::vector<std::optional<json>> results_;
   std::vector<std::size_t> sizes_;      // encoded size estimate of each result
   std::vector<std::size_t> waiting_on_; // unfinished dependencies per command
-  std::deque<std::size_t> ready_;
-  std::vector<std::vector<std::string>> tried_;     // peers tried per command
-  std::vector<std::optional<rpc_error>> last_loss_; // why the last peer failed
+  std::vector<std::size_t> ready_;      // a queue: ready_[ready_head_..] wait to start
+  std::size_t ready_head_ = 0;
+  // Per command, made on the first run on a peer (a local run never needs it).
+  struct remote_attempts {
+    std::vector<std::string> tried;      // peers tried
+    std::optional<rpc_error> last_loss;  // why the last one failed
+  };
+  std::vector<remote_attempts> remote_;
   std::size_t finished_ = 0;
   bool answered_ = false;
 };

@@ -5,6 +5,7 @@
 #include "json/parse_owned.hpp"
 
 #include <cmath>
+#include <string_view>
 #include <limits>
 
 #include <rapidjson/error/en.h>
@@ -22,8 +23,25 @@ constexpr std::size_t max_depth = 512;
 
 class tree_builder {
 public:
-  json result;
   std::string depth_error;
+
+  // The stacks are kept per thread between parses, so a parse allocates
+  // only what it returns.
+  tree_builder() : values_(stacks().values), keys_(stacks().keys) {
+    values_.clear();
+    keys_.clear();
+  }
+  ~tree_builder() {
+    // Do not keep the stacks of one huge document alive for good.
+    if (values_.capacity() > 4096)
+      std::vector<json>().swap(values_);
+    if (keys_.capacity() > 4096)
+      std::vector<std::string>().swap(keys_);
+    values_.clear();
+    keys_.clear();
+  }
+  tree_builder(const tree_builder&) = delete;
+  tree_builder& operator=(const tree_builder&) = delete;
 
   bool Null() { return add(json{}); }
   bool Bool(bool b) { return add(json{b}); }
@@ -37,52 +55,160 @@ public:
     return add(json{std::string(s, n)});
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
-    key_.assign(s, n);
+    keys_.emplace_back(s, n);
     return true;
   }
-  bool StartObject() { return open(json{json::object{}}); }
-  bool EndObject(rapidjson::SizeType) { return close(); }
-  bool StartArray() { return open(json{json::array{}}); }
-  bool EndArray(rapidjson::SizeType) { return close(); }
+  bool StartObject() { return open(); }
+  bool StartArray() { return open(); }
+  // A container is built once its size is known: one allocation of the
+  // exact size, no growth while members arrive.
+  bool EndObject(rapidjson::SizeType n) {
+    json::object o;
+    o.reserve(n);
+    auto v = values_.end() - n;
+    auto k = keys_.end() - n;
+    for (rapidjson::SizeType i = 0; i < n; ++i)
+      o.push_back(json_member{std::move(k[i]), std::move(v[i])});
+    values_.erase(v, values_.end());
+    keys_.erase(k, keys_.end());
+    return close(json{std::move(o)});
+  }
+  bool EndArray(rapidjson::SizeType n) {
+    auto first = values_.end() - n;
+    json::array a(std::make_move_iterator(first), std::make_move_iterator(values_.end()));
+    values_.erase(first, values_.end());
+    return close(json{std::move(a)});
+  }
+
+  json take_result() { return std::move(values_.back()); }
 
 private:
-  // Places a value into the innermost open container (or as the root).
-  json* place(json v) {
-    if (stack_.empty()) {
-      result = std::move(v);
-      return &result;
-    }
-    json& top = *stack_.back();
-    if (top.is_array()) {
-      auto& a = top.as_array();
-      a.push_back(std::move(v));
-      return &a.back();
-    }
-    auto& o = top.as_object();
-    o.push_back(json_member{std::move(key_), std::move(v)});
-    return &o.back().value;
-  }
   bool add(json v) {
-    place(std::move(v));
+    values_.push_back(std::move(v));
     return true;
   }
-  bool open(json container) {
-    if (stack_.size() >= max_depth) {
+  bool open() {
+    if (++depth_ > max_depth) {
       depth_error = "nesting deeper than " + std::to_string(max_depth);
       return false;
     }
-    // Pointers into vectors stay valid: a container is only appended to while
-    // it is the top of the stack, never one of its ancestors.
-    stack_.push_back(place(std::move(container)));
     return true;
   }
-  bool close() {
-    stack_.pop_back();
-    return true;
+  bool close(json v) {
+    --depth_;
+    return add(std::move(v));
   }
 
-  std::vector<json*> stack_;
-  std::string key_;
+  struct stack_storage {
+    std::vector<json> values;
+    std::vector<std::string> keys;
+  };
+  static stack_storage& stacks() {
+    thread_local stack_storage s;
+    return s;
+  }
+
+  // Values and keys of the open containers, innermost last.
+  std::vector<json>& values_;
+  std::vector<std::string>& keys_;
+  std::size_t depth_ = 0;
+};
+
+// Valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF)?
+bool valid_utf8(std::string_view s) {
+  unsigned char any = 0;
+  for (unsigned char c : s) // the common case, ASCII, in a vectorised pass
+    any |= c;
+  if (any < 0x80)
+    return true;
+  std::size_t i = 0, n = s.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    unsigned lo = 0x80, hi = 0xBF; // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0)
+        lo = 0xA0;
+      else if (c == 0xED)
+        hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0)
+        lo = 0x90;
+      else if (c == 0xF4)
+        hi = 0x8F;
+    } else
+      return false;
+    if (i + len > n)
+      return false;
+    auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if (c1 < lo || c1 > hi)
+      return false;
+    for (std::size_t k = 2; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+        return false;
+    i += len;
+  }
+  return true;
+}
+
+// The text with each byte that is not part of a valid UTF-8 sequence
+// replaced by U+FFFD (strings built by C++ functions may hold any bytes; the
+// wire carries text frames, which must be UTF-8).
+std::string repair_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t len = 1;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0xC2 && c <= 0xF4) {
+      len = c <= 0xDF ? 2 : c <= 0xEF ? 3 : 4;
+      if (i + len > s.size() || !valid_utf8(s.substr(i, len)))
+        len = 0;
+    } else if (c >= 0x80)
+      len = 0;
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.data() + i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
+template <class Writer>
+void write_text(Writer& w, const std::string& s, bool key) {
+  auto emit = [&](const char* p, std::size_t n) {
+    auto size = static_cast<rapidjson::SizeType>(n);
+    if (key)
+      w.Key(p, size);
+    else
+      w.String(p, size);
+  };
+  if (valid_utf8(s)) {
+    emit(s.data(), s.size());
+  } else {
+    auto fixed = repair_utf8(s);
+    emit(fixed.data(), fixed.size());
+  }
+}
+
+// A RapidJSON output stream appending to a std::string.
+struct string_sink {
+  using Ch = char;
+  std::string& out;
+  void Put(char c) { out.push_back(c); }
+  void Flush() {}
 };
 
 template <class Writer>
@@ -108,11 +234,9 @@ void write(Writer& w, const json& v) {
         w.Null(); // JSON has no NaN or infinity
       break;
     }
-    case json::kind::string: {
-      const auto& s = v.as_string();
-      w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    case json::kind::string:
+      write_text(w, v.as_string(), false);
       break;
-    }
     case json::kind::array:
       w.StartArray();
       for (const auto& e : v.as_array())
@@ -122,7 +246,7 @@ void write(Writer& w, const json& v) {
     case json::kind::object:
       w.StartObject();
       for (const auto& m : v.as_object()) {
-        w.Key(m.key.data(), static_cast<rapidjson::SizeType>(m.key.size()));
+        write_text(w, m.key, true);
         write(w, m.value);
       }
       w.EndObject();
@@ -165,17 +289,25 @@ json json::parse(std::string_view text) {
   auto res = reader.Parse<flags>(ms, builder);
   if (res.IsError())
     malformed(res, builder);
-  return std::move(builder.result);
+  return builder.take_result();
 }
 
-json parse_owned_text(std::string& text) {
-  // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
-  // of a side stack; the frame is dropped after decoding anyway.
+namespace {
+
+bool is_ascii(const std::string& text) {
+  unsigned char any = 0;
+  for (unsigned char c : text) // vectorised: a few cycles per 32 bytes
+    any |= c;
+  return any < 0x80;
+}
+
+template <unsigned Flags>
+json parse_in_place(std::string& text) {
   tree_builder builder;
   rapidjson::Reader reader;
   rapidjson::InsituStringStream ss(text.data()); // std::string keeps a trailing NUL
-  constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
-                             rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
+  constexpr unsigned flags = Flags | rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag |
+                             rapidjson::kParseStopWhenDoneFlag;
   auto res = reader.Parse<flags>(ss, builder);
   if (!res.IsError()) {
     // StopWhenDone ends at the value: anything but whitespace after it is an
@@ -186,16 +318,32 @@ json parse_owned_text(std::string& text) {
     if (pos != text.size())
       throw json_error("malformed JSON at offset " + std::to_string(pos) +
                        ": The document root must not be followed by other values.");
-    return std::move(builder.result);
+    return builder.take_result();
   }
   malformed(res, builder);
 }
 
+} // namespace
+
+json parse_owned_text(std::string& text) {
+  // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
+  // of a side stack; the frame is dropped after decoding anyway. ASCII text
+  // needs no UTF-8 validation, which lets RapidJSON scan strings with SIMD.
+  if (is_ascii(text))
+    return parse_in_place<0>(text);
+  return parse_in_place<rapidjson::kParseValidateEncodingFlag>(text);
+}
+
 std::string json::dump() const {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  std::string out;
+  dump_to(out);
+  return out;
+}
+
+void json::dump_to(std::string& out) const {
+  string_sink sink{out};
+  rapidjson::Writer<string_sink> w(sink);
   write(w, *this);
-  return std::string(buf.GetString(), buf.GetSize());
 }
 
 std::string json::dump_pretty() const {

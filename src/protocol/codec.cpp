@@ -347,11 +347,17 @@ std::string encode(const request& r) {
 std::string encode(const response& r) {
   if (r.error)
     return to_json(r).dump();
-  // Serialise the result in place: no copy of a possibly large tree.
-  std::string out = "{\"r\":";
-  out += r.r ? r.r->dump() : "null";
+  // Serialise the result in place, into one buffer: no copy of a possibly
+  // large tree, no temporary text.
+  std::string out;
+  out.reserve(64 + r.u.size());
+  out += "{\"r\":";
+  if (r.r)
+    r.r->dump_to(out);
+  else
+    out += "null";
   out += ",\"error\":null,\"u\":";
-  out += json(r.u).dump();
+  json(r.u).dump_to(out);
   out += '}';
   return out;
 }

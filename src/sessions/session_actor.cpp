@@ -61,7 +61,7 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
                   "result too large: function '" + f->name + "' produced more than " +
                     std::to_string(limit) + " bytes",
                   json::make_object({{"function", f->name}, {"max_message_size", limit}}))});
-    out->send(frame);
+    out->send(std::move(frame));
   };
   if (f->run_inline)
     task();

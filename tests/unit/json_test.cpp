@@ -78,3 +78,46 @@ TEST_CASE("in-place parsing agrees with json::parse") {
     CHECK_THROWS_AS(mpreg::parse_owned_text(owned), mpreg::json_error);
   }
 }
+
+TEST_CASE("in-place parsing of deep, wide and non-ASCII documents") {
+  std::string deep(400, '[');
+  deep += std::string(400, ']');
+  std::string owned = deep;
+  CHECK(mpreg::parse_owned_text(owned) == json::parse(deep));
+  std::string too_deep(600, '[');
+  too_deep += std::string(600, ']');
+  CHECK_THROWS_WITH_AS(mpreg::parse_owned_text(too_deep), doctest::Contains("nesting deeper"),
+                       mpreg::json_error);
+  std::string wide = "{";
+  for (int i = 0; i < 1000; ++i)
+    wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":[" + std::to_string(i) + ",\"v\"]";
+  wide += "}";
+  owned = wide;
+  auto v = mpreg::parse_owned_text(owned);
+  REQUIRE(v.as_object().size() == 1000u);
+  CHECK(v.as_object()[999].key == "k999");
+  CHECK(v.as_object()[999].value.as_array()[0].as_int() == 999);
+  CHECK(v == json::parse(wide));
+  // Non-ASCII text is validated; ASCII text with escapes is decoded.
+  owned = "[\"caf\xc3\xa9\",\"\\u00e9\\ud83d\\ude00\"]";
+  auto u = mpreg::parse_owned_text(owned);
+  CHECK(u.as_array()[0].as_string() == "caf\xc3\xa9");
+  CHECK(u.as_array()[1].as_string() == "\xc3\xa9\xf0\x9f\x98\x80");
+  owned = "[\"ok\",\"\xc0\xaf\"]"; // overlong '/'
+  CHECK_THROWS_AS(mpreg::parse_owned_text(owned), mpreg::json_error);
+}
+
+TEST_CASE("output is always valid UTF-8: invalid bytes become U+FFFD") {
+  const std::string fffd = "\xef\xbf\xbd";
+  CHECK(json(std::string("caf\xc3\xa9")).dump() == "\"caf\xc3\xa9\"");
+  CHECK(json(std::string("a\xff" "b")).dump() == "\"a" + fffd + "b\"");
+  CHECK(json(std::string("\xc0\xaf")).dump() == "\"" + fffd + fffd + "\"");       // overlong
+  CHECK(json(std::string("\xed\xa0\x80")).dump() == "\"" + fffd + fffd + fffd + "\""); // surrogate
+  CHECK(json(std::string("x\xe2\x82")).dump() == "\"x" + fffd + fffd + "\"");      // truncated
+  CHECK(json(std::string("\xf0\x9f\x98\x80")).dump() == "\"\xf0\x9f\x98\x80\"");
+  json o = json::make_object({{std::string("k\xfe"), 1}});
+  CHECK(o.dump() == "{\"k" + fffd + "\":1}");
+  std::string out = "prefix:";
+  json::make_array({1, "two"}).dump_to(out);
+  CHECK(out == "prefix:[1,\"two\"]");
+}
