@@ -543,6 +543,13 @@ TEST_CASE("e2e: unknown functions, bad arguments and throwing functions") {
   still_serving(c, "midfail");
 }
 
+TEST_CASE("e2e: a function returning invalid UTF-8 is answered with U+FFFD, never dropped") {
+  raw_conn c(endpoint(), shared_node().url());
+  CHECK(result(ask(c, "utf8", {cmd("s", "bad_utf8", "[]")}), "utf8") ==
+        json::parse(R"({"s": "ok\ufffd\ufffd!"})"));
+  still_serving(c, "utf8");
+}
+
 TEST_CASE("e2e: frames from clients that are answers or node messages do not break a session") {
   raw_conn c(endpoint(), shared_node().url());
   // STATUS is answered "STATUS" (MPREG); an unknown server message is 1000.

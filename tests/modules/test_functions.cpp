@@ -63,6 +63,8 @@ MPREG_MODULE(node) {
     return s;
   });
   node.add_function("big", [](std::size_t n) { return std::string(n, 'x'); });
+  // C++ strings may hold any bytes; the wire must carry UTF-8.
+  node.add_function("bad_utf8", [] { return std::string("ok\xff\xc0!"); });
   node.add_function("kw", [](const json& a, std::optional<long long> b) {
     return json::make_object({{"a", a}, {"b", b ? json(*b) : json()}});
   }, ab);
