@@ -3,6 +3,7 @@
 // and its writer serialises it.
 #include "mpreg/json.hpp"
 #include "json/parse_owned.hpp"
+#include "json/tree_builder.hpp"
 
 #include <cmath>
 #include <string_view>
@@ -16,103 +17,11 @@
 
 namespace mpreg {
 
+using detail::max_depth;
+using detail::tree_builder;
+
 namespace {
 
-// Deeper documents are refused: our tree is destroyed and written recursively.
-constexpr std::size_t max_depth = 512;
-
-class tree_builder {
-public:
-  std::string depth_error;
-
-  // The stacks are kept per thread between parses, so a parse allocates
-  // only what it returns.
-  tree_builder() : values_(stacks().values), keys_(stacks().keys) {
-    values_.clear();
-    keys_.clear();
-  }
-  ~tree_builder() {
-    // Do not keep the stacks of one huge document alive for good.
-    if (values_.capacity() > 4096)
-      std::vector<json>().swap(values_);
-    if (keys_.capacity() > 4096)
-      std::vector<std::string>().swap(keys_);
-    values_.clear();
-    keys_.clear();
-  }
-  tree_builder(const tree_builder&) = delete;
-  tree_builder& operator=(const tree_builder&) = delete;
-
-  bool Null() { return add(json{}); }
-  bool Bool(bool b) { return add(json{b}); }
-  bool Int(int i) { return add(json{i}); }
-  bool Uint(unsigned u) { return add(json{u}); }
-  bool Int64(std::int64_t i) { return add(json{static_cast<long long>(i)}); }
-  bool Uint64(std::uint64_t u) { return add(json{static_cast<unsigned long long>(u)}); }
-  bool Double(double d) { return add(json{d}); }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }
-  bool String(const char* s, rapidjson::SizeType n, bool) {
-    return add(json{std::string(s, n)});
-  }
-  bool Key(const char* s, rapidjson::SizeType n, bool) {
-    keys_.emplace_back(s, n);
-    return true;
-  }
-  bool StartObject() { return open(); }
-  bool StartArray() { return open(); }
-  // A container is built once its size is known: one allocation of the
-  // exact size, no growth while members arrive.
-  bool EndObject(rapidjson::SizeType n) {
-    json::object o;
-    o.reserve(n);
-    auto v = values_.end() - n;
-    auto k = keys_.end() - n;
-    for (rapidjson::SizeType i = 0; i < n; ++i)
-      o.push_back(json_member{std::move(k[i]), std::move(v[i])});
-    values_.erase(v, values_.end());
-    keys_.erase(k, keys_.end());
-    return close(json{std::move(o)});
-  }
-  bool EndArray(rapidjson::SizeType n) {
-    auto first = values_.end() - n;
-    json::array a(std::make_move_iterator(first), std::make_move_iterator(values_.end()));
-    values_.erase(first, values_.end());
-    return close(json{std::move(a)});
-  }
-
-  json take_result() { return std::move(values_.back()); }
-
-private:
-  bool add(json v) {
-    values_.push_back(std::move(v));
-    return true;
-  }
-  bool open() {
-    if (++depth_ > max_depth) {
-      depth_error = "nesting deeper than " + std::to_string(max_depth);
-      return false;
-    }
-    return true;
-  }
-  bool close(json v) {
-    --depth_;
-    return add(std::move(v));
-  }
-
-  struct stack_storage {
-    std::vector<json> values;
-    std::vector<std::string> keys;
-  };
-  static stack_storage& stacks() {
-    thread_local stack_storage s;
-    return s;
-  }
-
-  // Values and keys of the open containers, innermost last.
-  std::vector<json>& values_;
-  std::vector<std::string>& keys_;
-  std::size_t depth_ = 0;
-};
 
 // Valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF)?
 bool valid_utf8(std::string_view s) {
@@ -203,14 +112,6 @@ void write_text(Writer& w, const std::string& s, bool key) {
   }
 }
 
-// A RapidJSON output stream appending to a std::string.
-struct string_sink {
-  using Ch = char;
-  std::string& out;
-  void Put(char c) { out.push_back(c); }
-  void Flush() {}
-};
-
 template <class Writer>
 void write(Writer& w, const json& v) {
   switch (v.type()) {
@@ -294,12 +195,6 @@ json json::parse(std::string_view text) {
 
 namespace {
 
-bool is_ascii(const std::string& text) {
-  unsigned char any = 0;
-  for (unsigned char c : text) // vectorised: a few cycles per 32 bytes
-    any |= c;
-  return any < 0x80;
-}
 
 template <unsigned Flags>
 json parse_in_place(std::string& text) {
@@ -325,6 +220,13 @@ json parse_in_place(std::string& text) {
 
 } // namespace
 
+bool is_ascii(std::string_view text) noexcept {
+  unsigned char any = 0;
+  for (unsigned char c : text) // vectorised: a few cycles per 32 bytes
+    any |= c;
+  return any < 0x80;
+}
+
 json parse_owned_text(std::string& text) {
   // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
   // of a side stack; the frame is dropped after decoding anyway. ASCII text
@@ -341,9 +243,17 @@ std::string json::dump() const {
 }
 
 void json::dump_to(std::string& out) const {
-  string_sink sink{out};
-  rapidjson::Writer<string_sink> w(sink);
+  // RapidJSON's own buffer gets its SIMD string scan; it is kept per thread
+  // so writing allocates nothing but `out`.
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   write(w, *this);
+  out.append(buf.GetString(), buf.GetSize());
+  if (buf.GetSize() > (1u << 20)) { // keep no megabytes per thread after a large result
+    buf.Clear();
+    buf.ShrinkToFit();
+  }
 }
 
 std::string json::dump_pretty() const {

@@ -1,4 +1,5 @@
 #include "protocol/codec.hpp"
+#include "protocol/request_reader.hpp"
 
 #include "json/parse_owned.hpp"
 
@@ -296,6 +297,9 @@ inbound decode_value(json&& f) {
 }
 
 inbound decode_frame(std::string&& frame) {
+  // Most frames are well-formed requests: read those without a tree.
+  if (auto r = read_request(frame))
+    return std::move(*r);
   json value;
   try {
     value = parse_owned_text(frame);

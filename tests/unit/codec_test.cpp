@@ -121,3 +121,62 @@ TEST_CASE("ids are unique") {
   CHECK(new_id() != new_id());
   CHECK(new_id().size() == 26);
 }
+
+#include "protocol/request_reader.hpp"
+
+TEST_CASE("the fast request reader agrees with the general decoder, or declines") {
+  // Well-formed requests: the fast path takes them and reads them exactly.
+  const char* taken[] = {
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"echo","args":["x"]}]})",
+    R"({"cmds":[{"fun":"f","name":"a","locs":["gpu","m"],"kwargs":{"k":[1,{"z":null}]},"args":[]}],"u":"2","role":"rpc","timeout":2.5})",
+    R"({"role":"rpc","u":"3","timeout":7,"cmds":[{"name":"a","fun":"f","args":null,"kwargs":null,"locs":null}]})",
+    R"({"role":"rpc","u":"4","extra":{"deep":[[{"x":1}]]},"cmds":[{"name":"a","fun":"f","why":[1,2],"args":[1.5,-2,18446744073709551615,true,"caf\u00e9"]},{"name":"b","fun":"g","args":["a"]}]})",
+    " \n{\"role\":\"rpc\",\"u\":\"5\",\"cmds\":[{\"name\":\"\xc3\xa9\",\"fun\":\"f\"}],\"timeout\":null}\t",
+  };
+  for (const char* text : taken) {
+    CAPTURE(text);
+    auto fast = read_request(text);
+    REQUIRE(fast.has_value());
+    CHECK(encode(*fast) == encode(must<request>(decode(text))));
+    CHECK(fast->timeout == must<request>(decode(text)).timeout);
+  }
+  // Anything else is declined; the general decoder answers it (or reads it).
+  const char* declined[] = {
+    R"({"role":"server","u":"1","server":{"what":"STATUS"}})",
+    R"({"u":"1","cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","u":1,"cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","u":"1","cmds":[]})",
+    R"({"role":"rpc","u":"1","cmds":{}})",
+    R"({"role":"rpc","u":"1","cmds":["a"]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a"}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":null}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","args":{}}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","kwargs":[]}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","locs":[1]}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","name":"b"}]})",
+    R"({"role":"rpc","u":"1","u":"2","cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","u":"1","timeout":0,"cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","u":"1","timeout":"5","cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f"}]} x)",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f"})",
+    R"(["role","rpc"])",
+    "{\"role\":\"rpc\",\"u\":\"\xff\",\"cmds\":[{\"name\":\"a\",\"fun\":\"f\"}]}",
+  };
+  for (const char* text : declined) {
+    CAPTURE(text);
+    CHECK_FALSE(read_request(text).has_value());
+  }
+  std::string with_nul = R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f"}]})";
+  with_nul += std::string("\0{}", 3);
+  CHECK_FALSE(read_request(with_nul).has_value());
+  // The nesting limit is the general parser's.
+  std::string deep = R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","args":)";
+  deep += std::string(600, '[') + std::string(600, ']') + "}]}";
+  CHECK_FALSE(read_request(deep).has_value());
+  CHECK(std::holds_alternative<decode_failure>(decode(deep)));
+  std::string ok = R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f","args":)";
+  ok += std::string(500, '[') + std::string(500, ']') + "}]}";
+  REQUIRE(read_request(ok).has_value());
+  CHECK(encode(*read_request(ok)) == encode(must<request>(decode(ok))));
+}
