@@ -1,0 +1,220 @@
+// request_run, the engine of one request, driven by a host that records what
+// the run asks of it: the tests play the worker pool, the peers and the clock.
+#include <doctest/doctest.h>
+
+#include <caf/all.hpp>
+
+#include "jobs/request_run.hpp"
+#include "node/node_context.hpp"
+#include "protocol/codec.hpp"
+
+using namespace mpreg;
+
+namespace {
+
+struct recording_host final : request_run::host {
+  std::vector<response> answers;
+  struct pool_call {
+    std::size_t index;
+    json::array args;
+  };
+  std::vector<pool_call> pool;
+  struct remote_call {
+    std::size_t index;
+    std::string url;
+    protocol::internal_rpc call;
+  };
+  std::vector<remote_call> remote;
+  std::vector<caf::timespan> deadlines;
+
+  void answer(response r) override { answers.push_back(std::move(r)); }
+  void run_remote(std::size_t i, const route& target, protocol::internal_rpc call) override {
+    remote.push_back({i, target.url, std::move(call)});
+  }
+  bool run_on_pool(std::size_t i, std::shared_ptr<const local_function>, json::array args,
+                   json::object) override {
+    pool.push_back({i, std::move(args)});
+    return true;
+  }
+  void arm_deadline(caf::timespan after) override { deadlines.push_back(after); }
+};
+
+// Handles die before the system: members are destroyed in reverse order.
+struct fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::actor link1;
+  caf::actor link2;
+  std::shared_ptr<node_context> ctx;
+  recording_host host;
+
+  static caf::actor_system_config& configure(caf::actor_system_config& c) {
+    c.set("scheduler.max-threads", std::size_t{1});
+    return c;
+  }
+
+  fixture() : sys(configure(cfg)) {
+    auto idle = [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; };
+    link1 = sys.spawn(idle);
+    link2 = sys.spawn(idle);
+    settings s;
+    s.worker_threads = 1;
+    ctx = std::make_shared<node_context>(sys, s);
+    add_builtins(ctx->functions);
+    // "slow" runs on the pool (not inline).
+    ctx->functions.add(local_function{
+      "slow", [](const json::array& a, const json::object&) { return json{a}; }, {}, false});
+  }
+  ~fixture() {
+    ctx.reset();
+    caf::anon_send_exit(link1, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(link2, caf::exit_reason::user_shutdown);
+  }
+
+  void peer(const std::string& url, const caf::actor& link, std::vector<std::string> funs) {
+    protocol::node_advert a;
+    a.funs = std::move(funs);
+    a.cluster_id = ctx->config.cluster_id;
+    ctx->routes.hello(url, a, 1.0);
+    ctx->routes.set_link(url, link);
+  }
+};
+
+request make_request(std::string_view text) {
+  auto in = protocol::decode(text);
+  REQUIRE(std::holds_alternative<request>(in));
+  return std::get<request>(in);
+}
+
+} // namespace
+
+TEST_CASE("request_run: a request of inline functions answers inside start()") {
+  fixture f;
+  auto req = make_request(R"({"role":"rpc","u":"r1","cmds":[
+      {"name":"a","fun":"echo","args":["x"]},
+      {"name":"b","fun":"echos","args":["a","y"]}]})");
+  REQUIRE(request_run::runs_inline_here(*f.ctx, req));
+  request_run run(f.ctx, f.host, true);
+  run.start(std::move(req));
+  CHECK(run.answered());
+  REQUIRE(f.host.answers.size() == 1);
+  CHECK(f.host.answers[0].u == "r1");
+  CHECK(*f.host.answers[0].r == json::parse(R"({"b":["x","y"]})"));
+  CHECK(f.host.pool.empty());
+  CHECK(f.host.remote.empty());
+  CHECK(f.host.deadlines.empty()); // nothing to wait for
+
+  CHECK_FALSE(request_run::runs_inline_here(
+    *f.ctx, make_request(R"({"role":"rpc","u":"r","cmds":[{"name":"a","fun":"slow"}]})")));
+  CHECK_FALSE(request_run::runs_inline_here(
+    *f.ctx, make_request(R"({"role":"rpc","u":"r","cmds":[{"name":"a","fun":"nope"}]})")));
+}
+
+TEST_CASE("request_run: pool results arriving out of order release their consumers (dataflow)") {
+  fixture f;
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r2","timeout":1.5,"cmds":[
+      {"name":"a","fun":"slow","args":[1]},
+      {"name":"b","fun":"slow","args":[2]},
+      {"name":"c","fun":"slow","args":["a","b"]},
+      {"name":"d","fun":"echo","args":["b"]}]})"));
+  REQUIRE(f.host.deadlines.size() == 1);
+  CHECK(f.host.deadlines[0] == std::chrono::milliseconds(1500));
+  REQUIRE(f.host.pool.size() == 2); // a and b; c and d wait for them
+  CHECK_FALSE(run.answered());
+  run.local_done(1, call_outcome{json(20), std::nullopt}); // b first
+  // d (inline) ran at once with b's result; c still waits for a.
+  REQUIRE(f.host.pool.size() == 2);
+  run.local_done(0, call_outcome{json(10), std::nullopt});
+  REQUIRE(f.host.pool.size() == 3);
+  CHECK(f.host.pool[2].index == 2);
+  CHECK(json{f.host.pool[2].args} == json::parse("[10,20]"));
+  CHECK_FALSE(run.answered());
+  run.local_done(2, call_outcome{json("done"), std::nullopt});
+  REQUIRE(f.host.answers.size() == 1);
+  CHECK(*f.host.answers[0].r == json::parse(R"({"c":"done","d":20})"));
+  // Late reports after the answer change nothing.
+  run.local_done(2, call_outcome{json("again"), std::nullopt});
+  run.deadline();
+  CHECK(f.host.answers.size() == 1);
+}
+
+TEST_CASE("request_run: a failing command answers its error once, naming the command") {
+  fixture f;
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r3","cmds":[
+      {"name":"a","fun":"slow"},{"name":"b","fun":"slow"}]})"));
+  REQUIRE(f.host.pool.size() == 2);
+  run.local_done(0, call_outcome{json{}, rpc_error(error_code::execution_failed, "boom")});
+  run.local_done(1, call_outcome{json(1), std::nullopt});
+  REQUIRE(f.host.answers.size() == 1);
+  REQUIRE(f.host.answers[0].error);
+  CHECK(f.host.answers[0].error->code == 1003);
+  CHECK(f.host.answers[0].error->details == json::parse(R"({"command":"a","function":"slow"})"));
+}
+
+TEST_CASE("request_run: the deadline answers 1007 listing the commands not finished") {
+  fixture f;
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r4","timeout":0.25,"cmds":[
+      {"name":"a","fun":"slow"},{"name":"b","fun":"slow"}]})"));
+  run.local_done(0, call_outcome{json(1), std::nullopt});
+  run.deadline();
+  REQUIRE(f.host.answers.size() == 1);
+  CHECK(f.host.answers[0].error->code == 1007);
+  CHECK(f.host.answers[0].error->details ==
+        json::parse(R"({"timeout":0.25,"pending":["b"]})"));
+}
+
+TEST_CASE("request_run: a lost peer is retried on another, then 1008 naming both") {
+  fixture f;
+  f.peer("ws://p1:1", f.link1, {"remote_only"});
+  f.peer("ws://p2:2", f.link2, {"remote_only"});
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r5","cmds":[
+      {"name":"a","fun":"echo","args":["v"]},
+      {"name":"b","fun":"remote_only","args":["a"]}]})"));
+  REQUIRE(f.host.remote.size() == 1);
+  CHECK(f.host.remote[0].index == 1);
+  CHECK(f.host.remote[0].call.command == "remote_only");
+  CHECK(json{f.host.remote[0].call.args} == json::parse(R"(["v"])")); // resolved
+  auto first = f.host.remote[0].url;
+  run.remote_lost(1, first);
+  REQUIRE(f.host.remote.size() == 2);
+  CHECK(f.host.remote[1].url != first); // never the same peer twice
+  // A peer without the function any more (1001) counts as lost too.
+  run.remote_done(1, call_outcome{json{}, rpc_error(error_code::command_not_found, "gone")});
+  REQUIRE(f.host.answers.size() == 1);
+  auto& err = *f.host.answers[0].error;
+  CHECK(err.code == 1008);
+  auto tried = err.details["tried"].as_array();
+  CHECK(tried.size() == 2u);
+}
+
+TEST_CASE("request_run: a peer's answer completes the command; inline functions never leave") {
+  fixture f;
+  f.peer("ws://p1:1", f.link1, {"remote_only", "echo"});
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r6","cmds":[
+      {"name":"a","fun":"remote_only","args":[1]},
+      {"name":"b","fun":"echo","args":["a"]}]})"));
+  REQUIRE(f.host.remote.size() == 1);
+  run.remote_done(0, call_outcome{json("from-peer"), std::nullopt});
+  // echo exists on the peer too, but runs here.
+  CHECK(f.host.remote.size() == 1);
+  REQUIRE(f.host.answers.size() == 1);
+  CHECK(*f.host.answers[0].r == json::parse(R"({"b":"from-peer"})"));
+}
+
+TEST_CASE("request_run: a graph error answers 1006 and nothing runs") {
+  fixture f;
+  request_run run(f.ctx, f.host);
+  request req;
+  req.u = "r7";
+  req.cmds.push_back(command{"a", "slow", json::array{json("b")}, {}, {}});
+  req.cmds.push_back(command{"b", "slow", json::array{json("a")}, {}, {}});
+  run.start(std::move(req));
+  REQUIRE(f.host.answers.size() == 1);
+  CHECK(f.host.answers[0].error->code == 1006);
+  CHECK(f.host.pool.empty());
+}
