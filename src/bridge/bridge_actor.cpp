@@ -42,10 +42,10 @@ bridge::server_events make_events(caf::actor_system& sys, std::shared_ptr<node_c
     MPREG_LOG(debug, "client connected: " << out->remote());
     (*sessions)[id] = spawn_session(sys, ctx, std::move(out));
   };
-  ev.on_frame = [sessions](std::uint64_t id, std::string&& frame) {
+  ev.on_frames = [sessions](std::uint64_t id, std::vector<std::string>&& frames) {
     auto i = sessions->find(id);
     if (i != sessions->end())
-      caf::anon_send(i->second, frame_atom::value, std::move(frame));
+      caf::anon_send(i->second, frame_atom::value, frame_batch{std::move(frames)});
   };
   ev.on_close = [sessions](std::uint64_t id) {
     auto i = sessions->find(id);

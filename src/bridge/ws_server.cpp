@@ -18,9 +18,11 @@ namespace mpreg::bridge {
 
 namespace {
 
-// Each connection carries its id, so a frame needs no map lookup.
+// Each connection carries its id, so a frame needs no map lookup, and the
+// frames of the current read burst.
 struct connection_data {
   std::uint64_t id = 0;
+  std::vector<std::string> burst;
 };
 
 struct server_config : websocketpp::config::asio {
@@ -44,6 +46,22 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   // Touched on the I/O thread only.
   std::unordered_map<std::uint64_t, websocketpp::connection_hdl> open;
   std::uint64_t next_id = 1;
+  // Connections with frames in `burst`, and whether a flush is queued.
+  std::vector<connection_ptr> bursting;
+  bool flush_queued = false;
+
+  // Hands every burst to the actors. Runs after the read handlers that
+  // filled them (it is posted behind them), and before a close is reported.
+  void flush() {
+    flush_queued = false;
+    auto cons = std::move(bursting);
+    bursting.clear();
+    for (auto& con : cons)
+      if (!con->burst.empty() && events.on_frames)
+        events.on_frames(con->id, std::move(con->burst));
+    for (auto& con : cons)
+      con->burst.clear();
+  }
 
   impl(server_events ev, std::size_t max_size, std::chrono::microseconds spin)
     : events(std::move(ev)),
@@ -165,8 +183,16 @@ ws_server::ws_server(server_events events, std::size_t max_message_size,
     auto [self, con] = lookup(weak, hdl);
     if (!con || con->id == 0)
       return;
-    if (self->events.on_frame)
-      self->events.on_frame(con->id, std::move(msg->get_raw_payload()));
+    if (con->burst.empty())
+      self->bursting.push_back(con);
+    con->burst.push_back(std::move(msg->get_raw_payload()));
+    if (!self->flush_queued) {
+      self->flush_queued = true;
+      asio::post(self->endpoint.get_io_service(), [weak = std::weak_ptr<impl>(self)] {
+        if (auto s = weak.lock())
+          s->flush();
+      });
+    }
   });
   // A close, or a failure; a failed handshake (a plain TCP probe, say) never
   // opened (id 0): nothing to report.
@@ -174,6 +200,7 @@ ws_server::ws_server(server_events events, std::size_t max_message_size,
     auto [self, con] = lookup(weak, hdl);
     if (!con || con->id == 0)
       return;
+    self->flush(); // frames that came before the close go first
     self->open.erase(con->id);
     if (self->events.on_close)
       self->events.on_close(con->id);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mpreg::bridge {
 
@@ -31,7 +32,9 @@ public:
 /// must not block.
 struct server_events {
   std::function<void(std::uint64_t id, std::shared_ptr<outbound> out)> on_open;
-  std::function<void(std::uint64_t id, std::string&& frame)> on_frame;
+  /// The frames that arrived together on a connection (one read from the
+  /// socket), in order: one hand-over to the actors per burst, not per frame.
+  std::function<void(std::uint64_t id, std::vector<std::string>&& frames)> on_frames;
   std::function<void(std::uint64_t id)> on_close;
   /// Plain HTTP GET on the same port: returns {status, body} for a path.
   std::function<std::pair<int, std::string>(const std::string& path)> on_http;

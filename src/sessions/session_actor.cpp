@@ -142,13 +142,15 @@ session_actor::behavior_type session_behavior(session_pointer self,
   // Linked jobs report their end here; a job's end never ends its session.
   self->set_exit_handler([](caf::exit_msg&) {});
   return {
-    [self](frame_atom, std::string& frame) {
-      try {
-        auto msg = protocol::decode_frame(std::move(frame));
-        std::visit(dispatcher{self}, msg);
-      } catch (const std::exception& e) {
-        MPREG_LOG(error, "session " << self->state.out->remote() << ": " << e.what());
-        reply_error(self, "unknown", rpc_error(error_code::internal_error, "internal error"));
+    [self](frame_atom, frame_batch& batch) {
+      for (auto& frame : batch.frames) {
+        try {
+          auto msg = protocol::decode_frame(std::move(frame));
+          std::visit(dispatcher{self}, msg);
+        } catch (const std::exception& e) {
+          MPREG_LOG(error, "session " << self->state.out->remote() << ": " << e.what());
+          reply_error(self, "unknown", rpc_error(error_code::internal_error, "internal error"));
+        }
       }
     },
     [self](closed_atom) {

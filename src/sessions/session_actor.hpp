@@ -1,11 +1,15 @@
 // The session: one actor per WebSocket connection. It decodes each frame
-// once, starts a linked job per request (the job writes its own answer),
-// answers forwarded calls and hands cluster messages on. When the connection
+// once, answers requests of inline functions itself and starts a linked job
+// for any other request (the job writes its own answer), answers forwarded
+// calls and hands cluster messages on. When the connection
 // closes it exits with user_shutdown, which cancels its jobs.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
 
 #include <caf/atom.hpp>
 #include <caf/replies_to.hpp>
@@ -20,8 +24,19 @@ struct node_context;
 using frame_atom = caf::atom_constant<caf::atom("frame")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 
+/// The frames one read from the socket brought, in order.
+struct frame_batch {
+  std::vector<std::string> frames;
+};
+
+} // namespace mpreg
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mpreg::frame_batch)
+
+namespace mpreg {
+
 using session_actor =
-  caf::typed_actor<caf::reacts_to<frame_atom, std::string>, // one frame's text
+  caf::typed_actor<caf::reacts_to<frame_atom, frame_batch>, // frames' text
                    caf::reacts_to<closed_atom>>;            // the connection is gone
 
 session_actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx,
