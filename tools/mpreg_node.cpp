@@ -81,8 +81,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   caf::actor_system_config cfg; // never handed argv: our flags are not CAF's
-  auto cores = std::max(2u, std::thread::hardware_concurrency());
-  cfg.set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  // The WebSocket I/O thread is busy whenever actors are: it gets a core of
+  // its own and the actors the rest (user functions run on the worker pool,
+  // not here). On 2 cores a second actor thread only added wake-ups and
+  // cache traffic: 12 % more CPU per request (bench/run, docs/PERFORMANCE.md).
+  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(1u, cores - 1)));
   // Work-stealing workers that find no work spin briefly, then (by default)
   // poll 500 times with 50 us sleeps before sleeping on a condition variable.
   // A message arriving during those sleeps waits for the sleep to end, which
