@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "mpreg/client.hpp"
+#include "support/exec_args.hpp"
 #include "support/node_process.hpp"
 #include "support/test_env.hpp"
 #include "transport/ws_client.hpp"
@@ -570,21 +571,7 @@ cli_result run_cli(std::vector<std::string> args, const std::string& input = "",
   REQUIRE(::mkdtemp(dir.data()) != nullptr);
   std::string in_p = dir + "/in", out_p = dir + "/out", err_p = dir + "/err";
   std::ofstream(in_p, std::ios::binary) << input;
-  std::vector<std::string> argv_s{MPREG_CLI_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("MPREG_URL=", 0) != 0)
-      env_s.emplace_back(*e);
-  env_s.insert(env_s.end(), env_extra.begin(), env_extra.end());
-  std::vector<char*> envp;
-  for (auto& e : env_s)
-    envp.push_back(e.data());
-  envp.push_back(nullptr);
+  mpreg::test::exec_args call(MPREG_CLI_PATH, args, env_extra, {"MPREG_URL"});
   int in_fd = ::open(in_p.c_str(), O_RDONLY | O_CLOEXEC);
   int out_fd = ::open(out_p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err_fd = ::open(err_p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -593,7 +580,7 @@ cli_result run_cli(std::vector<std::string> args, const std::string& input = "",
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
+    ::execve(MPREG_CLI_PATH, call.argv(), call.envp());
     ::_exit(127);
   }
   ::close(in_fd);

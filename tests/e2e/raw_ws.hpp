@@ -348,15 +348,9 @@ public:
     auto end = std::chrono::steady_clock::now() + limit;
     char buf[65536];
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    end - std::chrono::steady_clock::now())
-                    .count();
-      if (left <= 0)
+      ssize_t n = recv_before(end, buf, sizeof buf);
+      if (n == timed_out)
         return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
-        continue;
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n <= 0)
         return true;
     }
@@ -377,20 +371,27 @@ private:
     auto end = std::chrono::steady_clock::now() + limit;
     std::size_t got = 0;
     while (got < n) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    end - std::chrono::steady_clock::now())
-                    .count();
-      if (left <= 0)
-        return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
-        continue;
-      ssize_t r = ::recv(fd_, out + got, n - got, 0);
-      if (r <= 0)
+      ssize_t r = recv_before(end, out + got, n - got);
+      if (r <= 0) // timed out, closed or failed
         return false;
       got += static_cast<std::size_t>(r);
     }
     return true;
+  }
+  static constexpr ssize_t timed_out = -2;
+  // One recv once data is there, waiting at most until `end`: what recv
+  // returned, or timed_out.
+  ssize_t recv_before(std::chrono::steady_clock::time_point end, char* out, std::size_t n) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    end - std::chrono::steady_clock::now())
+                    .count();
+      if (left <= 0)
+        return timed_out;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) > 0)
+        return ::recv(fd_, out, n, 0);
+    }
   }
   int fd_ = -1;
 };

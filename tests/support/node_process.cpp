@@ -1,4 +1,5 @@
 #include "support/node_process.hpp"
+#include "support/exec_args.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,8 +16,6 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
-
-extern char** environ;
 
 namespace mpreg::test {
 
@@ -126,27 +125,7 @@ struct node_process::impl {
   void start(const std::vector<std::string>& args) {
     // Everything the child needs is prepared before fork: between fork and
     // exec only async-signal-safe calls are allowed.
-    std::vector<std::string> argv_s;
-    argv_s.push_back(exe);
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    std::vector<std::string> env_s;
-    for (char** e = environ; e && *e; ++e)
-      env_s.emplace_back(*e);
-    for (auto& extra : opts.env) {
-      auto key = extra.substr(0, extra.find('=') + 1);
-      for (auto it = env_s.begin(); it != env_s.end();)
-        it = it->rfind(key, 0) == 0 ? env_s.erase(it) : it + 1;
-      env_s.push_back(extra);
-    }
-    std::vector<char*> envp;
-    for (auto& e : env_s)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
+    exec_args call(exe, args, opts.env);
 
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
@@ -195,7 +174,7 @@ struct node_process::impl {
       ::dup2(pipe_fds[1], 1);
       if (err_fd >= 0)
         ::dup2(err_fd, 2);
-      ::execve(path, argv.data(), envp.data());
+      ::execve(path, call.argv(), call.envp());
       const char msg[] = "node_process: exec failed\n";
       ssize_t ignored = ::write(2, msg, sizeof msg - 1);
       (void)ignored;
