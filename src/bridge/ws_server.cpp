@@ -54,13 +54,13 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   // filled them (it is posted behind them), and before a close is reported.
   void flush() {
     flush_queued = false;
-    auto cons = std::move(bursting);
+    for (auto& con : bursting) {
+      auto frames = std::move(con->burst);
+      con->burst.clear(); // moved-from: make it empty for the next burst
+      if (events.on_frames)
+        events.on_frames(con->id, std::move(frames));
+    }
     bursting.clear();
-    for (auto& con : cons)
-      if (!con->burst.empty() && events.on_frames)
-        events.on_frames(con->id, std::move(con->burst));
-    for (auto& con : cons)
-      con->burst.clear();
   }
 
   impl(server_events ev, std::size_t max_size, std::chrono::microseconds spin)

@@ -22,13 +22,6 @@ json command_details(const command& c, json extra = {}) {
   return d;
 }
 
-json string_array(const std::vector<std::string>& xs) {
-  json::array a;
-  for (const auto& x : xs)
-    a.emplace_back(x);
-  return json{std::move(a)};
-}
-
 } // namespace
 
 request_run::request_run(std::shared_ptr<node_context> ctx, host& h, bool inline_only)
@@ -230,13 +223,13 @@ void request_run::start_command(std::size_t i) {
                        "': the node running it was lost and no other node could take it (" +
                        err.message + ")",
                      command_details(cmd, json::make_object(
-                                            {{"tried", string_array(remote_[i].tried)}}))));
+                                            {{"tried", protocol::string_array(remote_[i].tried)}}))));
       return;
     }
     fail(rpc_error(error_code::command_not_found,
                    "command '" + cmd.name + "': no node has function '" + cmd.fun + "'" +
                      (cmd.locs.empty() ? std::string{} : " with the requested locs"),
-                   command_details(cmd, json::make_object({{"locs", string_array(cmd.locs)}}))));
+                   command_details(cmd, json::make_object({{"locs", protocol::string_array(cmd.locs)}}))));
     return;
   }
   if (!check_size())

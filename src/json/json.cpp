@@ -6,8 +6,8 @@
 #include "json/tree_builder.hpp"
 
 #include <cmath>
-#include <string_view>
 #include <limits>
+#include <string_view>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
@@ -22,13 +22,9 @@ using detail::tree_builder;
 
 namespace {
 
-
 // Valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF)?
 bool valid_utf8(std::string_view s) {
-  unsigned char any = 0;
-  for (unsigned char c : s) // the common case, ASCII, in a vectorised pass
-    any |= c;
-  if (any < 0x80)
+  if (is_ascii(s)) // the common case, in a vectorised pass
     return true;
   std::size_t i = 0, n = s.size();
   while (i < n) {
@@ -194,7 +190,6 @@ json json::parse(std::string_view text) {
 }
 
 namespace {
-
 
 template <unsigned Flags>
 json parse_in_place(std::string& text) {

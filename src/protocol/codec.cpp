@@ -75,14 +75,6 @@ std::vector<std::string> string_list(const json* v, const std::string& path) {
   return out;
 }
 
-json string_array(const std::vector<std::string>& xs) {
-  json::array a;
-  a.reserve(xs.size());
-  for (const auto& x : xs)
-    a.emplace_back(x);
-  return json{std::move(a)};
-}
-
 // Decoders take the parsed frame by mutable reference and move its pieces out:
 // a frame is decoded once and then dropped, so nothing is copied twice.
 command decode_command(json& c, std::size_t index) {
@@ -255,6 +247,14 @@ inbound decode_owned(json& f) {
 
 } // namespace
 
+json string_array(const std::vector<std::string>& xs) {
+  json::array a;
+  a.reserve(xs.size());
+  for (const auto& x : xs)
+    a.emplace_back(x);
+  return json{std::move(a)};
+}
+
 node_advert advert_from_json(const json& j) {
   node_advert a;
   a.funs = string_list(j.find("funs"), "funs");
@@ -296,13 +296,13 @@ inbound decode_value(json&& f) {
   return decode_owned(f);
 }
 
-inbound decode_frame(std::string&& frame) {
-  // Most frames are well-formed requests: read those without a tree.
-  if (auto r = read_request(frame))
-    return std::move(*r);
+namespace {
+// Parses with `parse`, then decodes; malformed text is a 1006 decode failure.
+template <class Parse>
+inbound parse_and_decode(Parse&& parse) {
   json value;
   try {
-    value = parse_owned_text(frame);
+    value = parse();
   } catch (const json_error& e) {
     decode_failure f;
     f.error = rpc_error(error_code::invalid_request, e.what());
@@ -310,17 +310,17 @@ inbound decode_frame(std::string&& frame) {
   }
   return decode_owned(value);
 }
+} // namespace
+
+inbound decode_frame(std::string&& frame) {
+  // Most frames are well-formed requests: read those without a tree.
+  if (auto r = read_request(frame))
+    return std::move(*r);
+  return parse_and_decode([&] { return parse_owned_text(frame); });
+}
 
 inbound decode(std::string_view frame) {
-  json value;
-  try {
-    value = json::parse(frame);
-  } catch (const json_error& e) {
-    decode_failure f;
-    f.error = rpc_error(error_code::invalid_request, e.what());
-    return f;
-  }
-  return decode_owned(value);
+  return parse_and_decode([&] { return json::parse(frame); });
 }
 
 json to_json(const request& r) {

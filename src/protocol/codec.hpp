@@ -105,6 +105,8 @@ json to_json(const request& r);
 json to_json(const response& r);
 json to_json(const node_advert& a);
 node_advert advert_from_json(const json& j);
+/// A JSON array of the strings.
+json string_array(const std::vector<std::string>& xs);
 
 /// A new unique id for a `u` field (random, 26 characters like a ULID).
 std::string new_id();

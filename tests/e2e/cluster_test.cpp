@@ -99,6 +99,23 @@ std::string where(mpreg::client& c, strings locs, double timeout = 10) {
   return c.call("whereami", {}, {}, std::move(locs), timeout).as_string();
 }
 
+// The node answering whereami with `locs` once such calls succeed again
+// (polled for up to 20 s); "" when they never did.
+std::string where_eventually(mpreg::client& c, const strings& locs) {
+  std::string got;
+  mpreg::test::wait_for(
+    [&] {
+      try {
+        got = where(c, locs, 5);
+        return true;
+      } catch (const mpreg::client_error&) {
+        return false;
+      }
+    },
+    20s, 50ms);
+  return got;
+}
+
 // The code of the error a call fails with (0: it succeeded; other exceptions propagate).
 int error_of(const std::function<void()>& f) {
   try {
@@ -413,21 +430,8 @@ TEST_CASE("a node that dies: SIGKILL, restart on the same port, SIGTERM; a seed 
   REQUIRE(c.url(2) == c_url);
   REQUIRE(c.port(2) == c_port);
   auto restarted = steady::now();
-  for (auto* cl : {a_cl.get(), b_cl.get()}) {
-    std::string got;
-    bool ok = mpreg::test::wait_for(
-      [&] {
-        try {
-          got = where(*cl, {"rc"}, 5);
-          return true;
-        } catch (const mpreg::client_error&) {
-          return false;
-        }
-      },
-      20s, 50ms);
-    CHECK(ok);
-    CHECK(got == "C");
-  }
+  for (auto* cl : {a_cl.get(), b_cl.get()})
+    CHECK(where_eventually(*cl, {"rc"}) == "C");
   MESSAGE("calls needing the restarted node succeeded again after " << ms_since(restarted) << " ms");
   require_converged(c);
   auto r = a_cl->request({cmd("|1", "mark", {"in"}, {"ra"}), cmd("|2", "mark", {"|1"}, {"rb"}),
@@ -479,18 +483,7 @@ TEST_CASE("a node that dies: SIGKILL, restart on the same port, SIGTERM; a seed 
   }
   c.restart(0);
   auto a_back = steady::now();
-  std::string got;
-  CHECK(mpreg::test::wait_for(
-    [&] {
-      try {
-        got = where(*b_cl, {"ra"}, 5);
-        return true;
-      } catch (const mpreg::client_error&) {
-        return false;
-      }
-    },
-    20s, 50ms));
-  CHECK(got == "A");
+  CHECK(where_eventually(*b_cl, {"ra"}) == "A");
   MESSAGE("B's supervisor relinked to the restarted seed A after " << ms_since(a_back) << " ms");
   a_cl = connect(c.url(0));
   CHECK(where(*a_cl, {"rb"}) == "B");
