@@ -81,19 +81,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   caf::actor_system_config cfg; // never handed argv: our flags are not CAF's
-  // The WebSocket I/O thread is busy whenever actors are: it gets a core of
-  // its own and the actors the rest (user functions run on the worker pool,
-  // not here). On 2 cores a second actor thread only added wake-ups and
-  // cache traffic: 12 % more CPU per request (bench/run, docs/PERFORMANCE.md).
-  auto cores = std::max(1u, std::thread::hardware_concurrency());
-  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(1u, cores - 1)));
-  // Work-stealing workers that find no work spin briefly, then (by default)
-  // poll 500 times with 50 us sleeps before sleeping on a condition variable.
-  // A message arriving during those sleeps waits for the sleep to end, which
-  // is most of a request's latency at low load; skipping that phase sends idle
-  // workers straight to the condition variable, where an enqueue wakes them.
-  // (bench/run measures the effect: docs/PERFORMANCE.md.)
-  cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  mpreg::tune_actor_system(cfg);   // scheduler threads and wake-ups (node.hpp)
   int exit_code = 0;
   {
     caf::actor_system system{cfg};

@@ -11,6 +11,7 @@
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
+#include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
 #include "util/log.hpp"
 
@@ -36,6 +37,8 @@ using connection_ptr = server::connection_ptr;
 
 struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   server endpoint;
+  // What actors write reaches the connections through here (io_inbox.hpp).
+  std::unique_ptr<transport::io_inbox> inbox;
   server_events events;
   std::size_t max_message_size;
   std::size_t max_buffered; // slow-client limit per connection
@@ -115,16 +118,18 @@ public:
     msg->set_header(text_frame_header(text.size()));
     msg->get_raw_payload() = std::move(text);
     msg->set_prepared(true);
-    auto ec = con_->send(msg);
-    return !ec;
+    // Written by the I/O thread, in order with everything else this
+    // connection was handed (a close after an answer closes after it).
+    return owner_->inbox->push([con = con_, msg = std::move(msg)] { con->send(msg); });
   }
 
   void close(std::uint16_t code, const std::string& reason) override {
     if (closed_.exchange(true))
       return;
-    // close() is thread-safe on a connection (it takes the connection lock).
-    websocketpp::lib::error_code ec;
-    con_->close(code, reason, ec);
+    owner_->inbox->push([con = con_, code, reason] {
+      websocketpp::lib::error_code ec;
+      con->close(code, reason, ec);
+    });
   }
 
   const std::string& remote() const override { return remote_; }
@@ -161,6 +166,7 @@ ws_server::ws_server(server_events events, std::size_t max_message_size,
   ep.clear_access_channels(websocketpp::log::alevel::all);
   ep.clear_error_channels(websocketpp::log::elevel::all);
   ep.init_asio();
+  impl_->inbox = std::make_unique<transport::io_inbox>(ep.get_io_service());
   ep.set_reuse_addr(true);
   ep.set_max_message_size(max_message_size);
   std::weak_ptr<impl> weak = impl_;
@@ -244,7 +250,7 @@ std::uint16_t ws_server::listen(const std::string& host, std::uint16_t port) {
   impl_->io_thread = std::thread([self] {
     for (;;) {
       try {
-        transport::run_io(self->endpoint.get_io_service(), self->io_spin);
+        transport::run_io(self->endpoint.get_io_service(), *self->inbox, self->io_spin);
         break;
       } catch (const std::exception& e) {
         // A handler threw: log and keep serving everyone else.
@@ -262,6 +268,9 @@ void ws_server::stop(std::chrono::milliseconds grace) {
   auto self = impl_;
   // The listener and the connections are only touched on the I/O thread.
   asio::post(impl_->endpoint.get_io_service(), [self] {
+    // Answers already handed over go out before the close frames; the
+    // closed inbox then lets the loop run out of work.
+    self->inbox->close();
     websocketpp::lib::error_code ec;
     self->endpoint.stop_listening(ec);
     for (auto& [id, hdl] : self->open) {
@@ -277,6 +286,7 @@ void ws_server::stop(std::chrono::milliseconds grace) {
     impl_->endpoint.get_io_service().stop();
   }
   impl_->io_thread.join();
+  impl_->inbox->discard(); // a forced stop may have left work unrun
   impl_->open.clear();
 }
 

@@ -18,9 +18,11 @@ class outbound {
 public:
   virtual ~outbound() = default;
   /// Queues a text frame (valid UTF-8, as every encoder of ours writes);
-  /// false when the connection is closed, or when the peer reads so slowly
-  /// that its queue is over the limit (the connection is then closed: one
-  /// slow client never holds the node's memory).
+  /// false when this side has closed the connection or the server is
+  /// stopping, or when the peer reads so slowly that its queue is over the
+  /// limit (the connection is then closed: one slow client never holds the
+  /// node's memory). A frame queued as the peer goes away is dropped; the
+  /// close is reported through server_events.
   virtual bool send(std::string text) = 0;
   /// Closes the connection with a WebSocket close code and reason.
   virtual void close(std::uint16_t code, const std::string& reason) = 0;

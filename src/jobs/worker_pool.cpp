@@ -35,16 +35,23 @@ worker_pool::~worker_pool() {
 }
 
 bool worker_pool::submit(std::function<void()> task) {
-  std::lock_guard guard{s_->mutex};
-  if (s_->stopping)
-    return false;
-  s_->tasks.push_back(std::move(task));
-  if (s_->idle >= s_->tasks.size()) {
-    s_->wake.notify_one();
-  } else if (s_->threads < s_->max) {
-    ++s_->threads;
-    std::thread(run, s_).detach(); // elastic threads exit on their own
+  bool wake = false;
+  {
+    std::lock_guard guard{s_->mutex};
+    if (s_->stopping)
+      return false;
+    s_->tasks.push_back(std::move(task));
+    if (s_->idle >= s_->tasks.size()) {
+      wake = true;
+    } else if (s_->threads < s_->max) {
+      ++s_->threads;
+      std::thread(run, s_).detach(); // elastic threads exit on their own
+    }
   }
+  // Signalled after unlocking: a thread woken while the mutex is still held
+  // blocks on it and has to be woken a second time.
+  if (wake)
+    s_->wake.notify_one();
   return true;
 }
 

@@ -1,5 +1,6 @@
 // The one client-side websocketpp translation unit (see ws_client.hpp).
 #include "transport/ws_client.hpp"
+#include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
 
 #include <atomic>
@@ -53,6 +54,8 @@ struct ws_client_endpoint::core {
 
   ws_client_options opts;
   ws_endpoint ep;
+  // Sends and closes from other threads (io_inbox.hpp); set before the thread starts.
+  std::unique_ptr<io_inbox> inbox;
   std::thread thread;
   std::atomic<std::thread::id> thread_id{};
 
@@ -270,9 +273,13 @@ bool ws_connection::send(std::string frame) {
   auto c = s_->core.lock();
   if (!c)
     return false;
-  websocketpp::lib::error_code ec;
-  c->ep.send(hdl, frame, websocketpp::frame::opcode::text, ec);
-  return !ec;
+  // The inbox belongs to the core and runs only while it exists: a raw
+  // pointer is enough. A connection that ends before the frame is written
+  // reports on_close as usual.
+  return c->inbox->push([cp = c.get(), hdl = std::move(hdl), frame = std::move(frame)] {
+    websocketpp::lib::error_code ec;
+    cp->ep.send(hdl, frame, websocketpp::frame::opcode::text, ec);
+  });
 }
 
 void ws_connection::close(std::string reason) {
@@ -286,7 +293,8 @@ void ws_connection::close(std::string reason) {
   auto c = s_->core.lock();
   if (!c)
     return;
-  asio::post(c->io(), [c, st = s_, reason = std::move(reason)] {
+  // Through the inbox, so frames sent before the close go out before it.
+  c->inbox->push([cp = c.get(), st = s_, reason = std::move(reason)] {
     if (st->reported)
       return;
     websocketpp::connection_hdl hdl;
@@ -295,13 +303,13 @@ void ws_connection::close(std::string reason) {
       hdl = st->hdl;
     }
     websocketpp::lib::error_code ec;
-    auto con = c->ep.get_con_from_hdl(hdl, ec);
+    auto con = cp->ep.get_con_from_hdl(hdl, ec);
     if (con && con->get_state() == websocketpp::session::state::open) {
       con->close(close_status::normal, reason, ec);
       if (!ec)
         return; // on_close follows the close handshake
     }
-    c->abandon(st, reason);
+    cp->abandon(st, reason);
   });
 }
 
@@ -390,6 +398,7 @@ ws_client_endpoint::ws_client_endpoint(ws_client_options options)
   ep.set_max_message_size(options.max_message_size);
   ep.set_close_handshake_timeout(static_cast<long>(options.close_handshake_timeout.count()));
   ep.start_perpetual();
+  core_->inbox = std::make_unique<io_inbox>(ep.get_io_service());
   core* c = core_.get();
   std::promise<void> started;
   auto ready = started.get_future();
@@ -398,7 +407,7 @@ ws_client_endpoint::ws_client_endpoint(ws_client_options options)
     started.set_value();
     for (;;) {
       try {
-        run_io(c->ep.get_io_service(), spin);
+        run_io(c->ep.get_io_service(), *c->inbox, spin);
         return;
       } catch (...) {
         // A throwing handler must not end the I/O thread; keep serving.
@@ -415,6 +424,7 @@ ws_client_endpoint::~ws_client_endpoint() {
     c->stopping = true;
   }
   asio::post(c->io(), [c] {
+    c->inbox->close(); // what was handed over goes out first
     c->shutdown_connections();
     c->ep.stop_perpetual();
   });
@@ -427,6 +437,7 @@ ws_client_endpoint::~ws_client_endpoint() {
   c->ep.stop();
   if (c->thread.joinable())
     c->thread.join();
+  c->inbox->discard(); // ep.stop() may have left work unrun
   // Whatever did not finish its close is reported now (the thread is gone,
   // so these callbacks run here, one at a time).
   std::vector<std::shared_ptr<ws_connection::state>> rest;

@@ -141,6 +141,7 @@ bool lists_peer(const json& status, const std::string& url) {
 
 // An in-process node's actor system: two scheduler threads (two cores).
 caf::actor_system_config& small_config(caf::actor_system_config& cfg) {
+  mpreg::tune_actor_system(cfg); // the scheduler mpreg-node runs
   cfg.set("scheduler.max-threads", std::size_t{2});
   return cfg;
 }

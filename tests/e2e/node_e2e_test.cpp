@@ -837,10 +837,11 @@ TEST_CASE("e2e: a client that stops reading is cut off; the node keeps serving")
   for (int i = 0; i < 600; ++i)
     if (!stalled.send_frame(tcp_ws::text, rpc("s" + std::to_string(i), {cmd("|b", "big", "[60000]")})))
       break;
-  // Others are served meanwhile.
+  // Others are served meanwhile (a liveness bound, not a speed test: about
+  // 0.3 s under ASan; it once took 2.1 s with a build running beside it).
   auto t0 = steady::now();
   still_serving(other, "while-stalled");
-  CHECK(ms_since(t0) < 2000);
+  CHECK(ms_since(t0) < 5000);
   // The node gives up on the stalled client without any help from it (no
   // read, no close reply): its session ends, and with it the connection.
   auto sessions = [&] {

@@ -25,6 +25,7 @@ using steady = std::chrono::steady_clock;
 namespace {
 
 caf::actor_system_config& make_config(caf::actor_system_config& cfg) {
+  mpreg::tune_actor_system(cfg); // the scheduler mpreg-node runs
   cfg.set("scheduler.max-threads", std::size_t{2});
   return cfg;
 }

@@ -1,0 +1,30 @@
+#include <algorithm>
+#include <cstddef>
+#include <thread>
+
+#include <caf/actor_system_config.hpp>
+
+#include "mpreg/node.hpp"
+#include "scheduler/wake_once_stealing.hpp"
+
+namespace mpreg {
+
+void tune_actor_system(caf::actor_system_config& cfg) {
+  // The WebSocket I/O thread is busy whenever actors are: it gets a core of
+  // its own and the actors the rest (user functions run on the worker pool,
+  // not here). On 2 cores a second actor thread only added wake-ups and
+  // cache traffic: 12 % more CPU per request (bench/run, docs/PERFORMANCE.md).
+  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(1u, cores - 1)));
+  // Work-stealing workers that find no work spin briefly, then (by default)
+  // poll 500 times with 50 us sleeps before sleeping on a condition variable.
+  // A message arriving during those sleeps waits for the sleep to end, which
+  // is most of a request's latency at low load; skipping that phase sends idle
+  // workers straight to the condition variable, where an enqueue wakes them.
+  cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  // The same scheduler with one wake-up per message instead of two
+  // (wake_once_stealing.hpp). Its settings are work-stealing's.
+  cfg.load<scheduler::wake_once_coordinator>();
+}
+
+} // namespace mpreg
