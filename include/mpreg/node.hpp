@@ -44,7 +44,9 @@ namespace mpreg {
 ///    instead of polling 500 times with 50 µs sleeps (which a message
 ///    arriving in between has to wait out).
 ///  - The scheduler is CAF's work-stealing one, changed to wake a sleeping
-///    thread once per message from a non-actor thread rather than twice.
+///    thread once per message from a non-actor thread rather than twice,
+///    and to leave the clock thread asleep when an actor that never set a
+///    timeout exits.
 /// Settings you make on `cfg` afterwards win over the first two.
 void tune_actor_system(caf::actor_system_config& cfg);
 

@@ -5,7 +5,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "mpreg/node.hpp"
-#include "scheduler/wake_once_stealing.hpp"
+#include "scheduler/tuned_coordinator.hpp"
 
 namespace mpreg {
 
@@ -22,9 +22,11 @@ void tune_actor_system(caf::actor_system_config& cfg) {
   // is most of a request's latency at low load; skipping that phase sends idle
   // workers straight to the condition variable, where an enqueue wakes them.
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
-  // The same scheduler with one wake-up per message instead of two
-  // (wake_once_stealing.hpp). Its settings are work-stealing's.
-  cfg.load<scheduler::wake_once_coordinator>();
+  // Work-stealing with fewer wake-ups: one per message from a non-actor
+  // thread instead of two (wake_once_stealing.hpp), none of the clock thread
+  // when an actor without timeouts exits (cancel_filter_clock.hpp). Its
+  // settings are work-stealing's.
+  cfg.load<scheduler::tuned_coordinator>();
 }
 
 } // namespace mpreg

@@ -35,6 +35,5 @@ public:
   }
 };
 
-using wake_once_coordinator = caf::scheduler::coordinator<wake_once_stealing>;
 
 } // namespace mpreg::scheduler

@@ -1,6 +1,7 @@
 // tune_actor_system and its wake-once scheduler (src/scheduler/).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -10,7 +11,7 @@
 #include <caf/all.hpp>
 
 #include "mpreg/node.hpp"
-#include "scheduler/wake_once_stealing.hpp"
+#include "scheduler/tuned_coordinator.hpp"
 
 using namespace std::chrono_literals;
 
@@ -40,11 +41,11 @@ caf::behavior counter(caf::event_based_actor*, counted* c) {
 
 } // namespace
 
-TEST_CASE("tune_actor_system installs the wake-once work-stealing scheduler") {
+TEST_CASE("tune_actor_system installs the tuned work-stealing scheduler") {
   caf::actor_system_config cfg;
   mpreg::tune_actor_system(cfg);
   caf::actor_system sys{cfg};
-  CHECK(dynamic_cast<mpreg::scheduler::wake_once_coordinator*>(&sys.scheduler()) != nullptr);
+  CHECK(dynamic_cast<mpreg::scheduler::tuned_coordinator*>(&sys.scheduler()) != nullptr);
   auto cores = std::max(1u, std::thread::hardware_concurrency());
   CHECK(sys.scheduler().num_workers() == std::max(1u, cores - 1));
 }
@@ -88,4 +89,83 @@ TEST_CASE("a sleeping scheduler thread wakes for every message from a non-actor 
     CHECK(c.wait_for_count(threads * each));
   }
   caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+// Counts what reaches the real clock.
+struct recording_clock final : caf::actor_clock {
+  int set = 0;
+  int cancels = 0;
+  void set_ordinary_timeout(time_point, caf::abstract_actor*, caf::atom_value, uint64_t) override {
+    ++set;
+  }
+  void set_multi_timeout(time_point, caf::abstract_actor*, caf::atom_value, uint64_t) override {
+    ++set;
+  }
+  void set_request_timeout(time_point, caf::abstract_actor*, caf::message_id) override { ++set; }
+  void cancel_ordinary_timeout(caf::abstract_actor*, caf::atom_value) override {}
+  void cancel_request_timeout(caf::abstract_actor*, caf::message_id) override {}
+  void cancel_timeouts(caf::abstract_actor*) override { ++cancels; }
+  void schedule_message(time_point, caf::strong_actor_ptr, caf::mailbox_element_ptr) override {}
+  void schedule_message(time_point, caf::group, caf::strong_actor_ptr, caf::message) override {}
+  void cancel_all() override {}
+};
+
+} // namespace
+
+TEST_CASE("the clock view passes an exiting actor's cancel on only if it set a timeout") {
+  recording_clock real;
+  mpreg::scheduler::cancel_filter_clock view{real};
+  // Stand-ins for two actors: the view only compares their addresses.
+  int a_obj = 0, b_obj = 0;
+  auto* a = reinterpret_cast<caf::abstract_actor*>(&a_obj);
+  auto* b = reinterpret_cast<caf::abstract_actor*>(&b_obj);
+
+  view.set_request_timeout(view.now(), a, caf::make_message_id());
+  CHECK(real.set == 1);
+  view.cancel_timeouts(b); // never set one: the clock thread is left alone
+  CHECK(real.cancels == 0);
+  view.cancel_timeouts(a);
+  CHECK(real.cancels == 1);
+  view.cancel_timeouts(a); // forgotten after its exit
+  CHECK(real.cancels == 1);
+  view.set_ordinary_timeout(view.now(), b, caf::atom("x"), 1);
+  view.cancel_timeouts(b);
+  CHECK(real.cancels == 2);
+}
+
+TEST_CASE("timeouts still fire under the tuned scheduler") {
+  caf::actor_system_config cfg;
+  mpreg::tune_actor_system(cfg);
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+
+  SUBCASE("a request to an actor that never answers times out") {
+    auto silent = sys.spawn([](caf::event_based_actor* s) -> caf::behavior {
+      return {[s](int) { return s->make_response_promise(); }};
+    });
+    bool timed_out = false;
+    self->request(silent, std::chrono::milliseconds(50), 1)
+      .receive([](caf::response_promise&) {},
+               [&](caf::error& e) { timed_out = e == caf::sec::request_timeout; });
+    CHECK(timed_out);
+    caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+  }
+  SUBCASE("an idle timeout fires, and a delayed message arrives") {
+    auto idle = sys.spawn([](caf::event_based_actor* s, caf::actor reply_to) -> caf::behavior {
+      s->delayed_send(reply_to, std::chrono::milliseconds(10), std::string("delayed"));
+      return {[](int) {},
+              caf::after(std::chrono::milliseconds(20)) >> [s, reply_to] {
+                s->send(reply_to, std::string("idle"));
+                s->quit();
+              }};
+    }, caf::actor{self});
+    std::vector<std::string> got;
+    for (int i = 0; i < 2; ++i)
+      self->receive([&](std::string& what) { got.push_back(what); },
+                    caf::after(std::chrono::seconds(20)) >> [] {});
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"delayed", "idle"});
+  }
 }
