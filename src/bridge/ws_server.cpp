@@ -94,7 +94,8 @@ std::string text_frame_header(std::size_t n) {
   return h;
 }
 
-class connection_outbound final : public outbound {
+class connection_outbound final : public outbound,
+                                  public std::enable_shared_from_this<connection_outbound> {
 public:
   connection_outbound(std::shared_ptr<ws_server::impl> owner, connection_ptr con,
                       std::string remote)
@@ -118,26 +119,60 @@ public:
     msg->set_header(text_frame_header(text.size()));
     msg->get_raw_payload() = std::move(text);
     msg->set_prepared(true);
-    // Written by the I/O thread, in order with everything else this
-    // connection was handed (a close after an answer closes after it).
-    return owner_->inbox->push([con = con_, msg = std::move(msg)] { con->send(msg); });
+    return enqueue(std::move(msg));
   }
 
   void close(std::uint16_t code, const std::string& reason) override {
     if (closed_.exchange(true))
       return;
-    owner_->inbox->push([con = con_, code, reason] {
+    // After every frame already handed over (the inbox runs in order).
+    owner_->inbox->push([self = shared_from_this(), code, reason] {
+      self->flush();
       websocketpp::lib::error_code ec;
-      con->close(code, reason, ec);
+      self->con_->close(code, reason, ec);
     });
   }
 
   const std::string& remote() const override { return remote_; }
 
 private:
+  // The I/O thread writes the frames; one inbox task per burst of them, not
+  // per frame. The task holds only `this` (small enough for std::function to
+  // store without allocating); `queued_self_` keeps the connection alive
+  // until the task has run.
+  bool enqueue(server::message_ptr msg) {
+    std::lock_guard<std::mutex> lock(pending_m_);
+    pending_.push_back(std::move(msg));
+    if (pending_.size() > 1)
+      return true; // the task for this burst is queued already
+    queued_self_ = shared_from_this();
+    if (owner_->inbox->push([this] { flush(); }))
+      return true;
+    pending_.clear(); // the server is stopping
+    queued_self_.reset();
+    return false;
+  }
+
+  // I/O thread. The two vectors take turns, so neither allocates again.
+  void flush() {
+    std::shared_ptr<connection_outbound> keep;
+    {
+      std::lock_guard<std::mutex> lock(pending_m_);
+      writing_.swap(pending_);
+      keep.swap(queued_self_);
+    }
+    for (auto& msg : writing_)
+      con_->send(msg);
+    writing_.clear();
+  } // `keep` may be the last reference: nothing touches `this` after it
+
   std::shared_ptr<ws_server::impl> owner_; // keeps the io_service alive for con_
   connection_ptr con_;
   std::string remote_;
+  std::mutex pending_m_;
+  std::vector<server::message_ptr> pending_;       // guarded by pending_m_
+  std::shared_ptr<connection_outbound> queued_self_; // guarded by pending_m_
+  std::vector<server::message_ptr> writing_;       // I/O thread only
   std::atomic<bool> closed_{false};
 };
 

@@ -59,7 +59,7 @@ void request_run::deliver(response resp) {
   if (answered_)
     return;
   answered_ = true;
-  resp.u = req_.u;
+  resp.u = std::move(req_.u); // the run answers once; nothing reads it after
   ctx_->requests_total.fetch_add(1, std::memory_order_relaxed);
   if (resp.error)
     ctx_->requests_failed.fetch_add(1, std::memory_order_relaxed);

@@ -238,11 +238,12 @@ std::string json::dump() const {
 }
 
 void json::dump_to(std::string& out) const {
-  // RapidJSON's own buffer gets its SIMD string scan; it is kept per thread
-  // so writing allocates nothing but `out`.
+  // RapidJSON's own buffer gets its SIMD string scan; it and the writer (its
+  // nesting stack) are kept per thread, so writing allocates nothing but `out`.
   thread_local rapidjson::StringBuffer buf;
+  thread_local rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   buf.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.Reset(buf);
   write(w, *this);
   out.append(buf.GetString(), buf.GetSize());
   if (buf.GetSize() > (1u << 20)) { // keep no megabytes per thread after a large result
