@@ -104,9 +104,11 @@ public:
   bool send(std::string text) override {
     if (closed_.load(std::memory_order_relaxed))
       return false;
-    if (con_->get_buffered_amount() > owner_->max_buffered) {
-      MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly ("
-                                 << con_->get_buffered_amount() << " bytes queued)");
+    // Frames still on their way to the I/O thread count too.
+    auto queued = con_->get_buffered_amount() + pending_bytes_.load(std::memory_order_relaxed);
+    if (queued > owner_->max_buffered) {
+      MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly (" << queued
+                                 << " bytes queued)");
       close(websocketpp::close::status::policy_violation, "client reads too slowly");
       return false;
     }
@@ -125,9 +127,10 @@ public:
   void close(std::uint16_t code, const std::string& reason) override {
     if (closed_.exchange(true))
       return;
-    // After every frame already handed over (the inbox runs in order).
+    // Pushed under the same lock as the frames' tasks: the task of every
+    // frame handed over before this is ahead of it in the inbox.
+    std::lock_guard<std::mutex> lock(pending_m_);
     owner_->inbox->push([self = shared_from_this(), code, reason] {
-      self->flush();
       websocketpp::lib::error_code ec;
       self->con_->close(code, reason, ec);
     });
@@ -142,6 +145,7 @@ private:
   // until the task has run.
   bool enqueue(server::message_ptr msg) {
     std::lock_guard<std::mutex> lock(pending_m_);
+    pending_bytes_.fetch_add(msg->get_raw_payload().size(), std::memory_order_relaxed);
     pending_.push_back(std::move(msg));
     if (pending_.size() > 1)
       return true; // the task for this burst is queued already
@@ -149,11 +153,13 @@ private:
     if (owner_->inbox->push([this] { flush(); }))
       return true;
     pending_.clear(); // the server is stopping
+    pending_bytes_.store(0, std::memory_order_relaxed);
     queued_self_.reset();
     return false;
   }
 
-  // I/O thread. The two vectors take turns, so neither allocates again.
+  // I/O thread; only the task enqueue pushed calls it, so `keep` is that
+  // task's reference. The two vectors take turns, so neither allocates again.
   void flush() {
     std::shared_ptr<connection_outbound> keep;
     {
@@ -161,8 +167,12 @@ private:
       writing_.swap(pending_);
       keep.swap(queued_self_);
     }
-    for (auto& msg : writing_)
+    std::size_t bytes = 0;
+    for (auto& msg : writing_) {
+      bytes += msg->get_raw_payload().size();
       con_->send(msg);
+    }
+    pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     writing_.clear();
   } // `keep` may be the last reference: nothing touches `this` after it
 
@@ -173,6 +183,7 @@ private:
   std::vector<server::message_ptr> pending_;       // guarded by pending_m_
   std::shared_ptr<connection_outbound> queued_self_; // guarded by pending_m_
   std::vector<server::message_ptr> writing_;       // I/O thread only
+  std::atomic<std::size_t> pending_bytes_{0};      // payload bytes in pending_
   std::atomic<bool> closed_{false};
 };
 
@@ -321,7 +332,9 @@ void ws_server::stop(std::chrono::milliseconds grace) {
     impl_->endpoint.get_io_service().stop();
   }
   impl_->io_thread.join();
-  impl_->inbox->discard(); // a forced stop may have left work unrun
+  // A forced stop may have left tasks unrun, each holding its connection:
+  // with the I/O thread gone, run them here (their writes go nowhere).
+  impl_->inbox->close();
   impl_->open.clear();
 }
 

@@ -11,7 +11,7 @@ namespace mpreg::scheduler {
 
 /// Every CAF 0.17 actor cancels its timeouts when it exits, and the
 /// thread-safe clock turns each cancel into a command for the clock thread:
-/// a wake-up of that thread (twice, as it signals under its lock) per actor
+/// up to two wake-ups of that thread (it signals under its lock) per actor
 /// exit, even for an actor that never set a timeout. A request that waits on
 /// the pool or a peer has a job actor, so that was one clock wake-up per
 /// such request. This view forwards everything to the real clock but skips

@@ -46,8 +46,10 @@ public:
   struct state;
   explicit ws_connection(std::shared_ptr<state> s) : s_(std::move(s)) {}
 
-  /// Queues one text frame. Returns false when the connection is not open
-  /// (still connecting, closing or closed); nothing is queued then.
+  /// Queues one text frame for the endpoint thread. Returns false when the
+  /// connection is not open (still connecting, closing or closed); nothing
+  /// is queued then. A frame queued as the connection ends is dropped, and
+  /// on_close reports the end.
   bool send(std::string frame);
   /// Starts a normal close (code 1000), or abandons a connection still
   /// connecting. on_close follows on the endpoint thread. Idempotent.
