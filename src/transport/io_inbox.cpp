@@ -107,12 +107,4 @@ void io_inbox::close() {
   wake_.cancel(ignored);
 }
 
-void io_inbox::discard() {
-  std::vector<std::function<void()>> dropped;
-  std::lock_guard<std::mutex> lock(m_);
-  closed_ = true;
-  dropped.swap(queue_);
-  queued_.store(false, std::memory_order_relaxed);
-}
-
 } // namespace mpreg::transport

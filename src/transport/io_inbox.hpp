@@ -45,11 +45,10 @@ public:
   /// The thread is awake again.
   void awake() { sleeping_.store(false, std::memory_order_seq_cst); }
   /// Refuses further pushes, runs what is queued, then stops waiting on the
-  /// eventfd (so the io_context can run out of work).
+  /// eventfd (so the io_context can run out of work). Also called once the
+  /// I/O thread has ended (a forced stop): what it left then runs on the
+  /// caller's thread, releasing what the tasks hold.
   void close();
-  /// After the I/O thread has ended (a forced stop): refuses further pushes
-  /// and drops what is queued without running it.
-  void discard();
 
 private:
   void wait_for_wake();

@@ -437,7 +437,7 @@ ws_client_endpoint::~ws_client_endpoint() {
   c->ep.stop();
   if (c->thread.joinable())
     c->thread.join();
-  c->inbox->discard(); // ep.stop() may have left work unrun
+  c->inbox->close(); // ep.stop() may have left work unrun: run it here
   // Whatever did not finish its close is reported now (the thread is gone,
   // so these callbacks run here, one at a time).
   std::vector<std::shared_ptr<ws_connection::state>> rest;
