@@ -14,6 +14,7 @@
 #include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
 #include "util/log.hpp"
+#include "util/thread_name.hpp"
 
 namespace mpreg::bridge {
 
@@ -104,14 +105,10 @@ public:
   bool send(std::string text) override {
     if (closed_.load(std::memory_order_relaxed))
       return false;
-    // Frames still on their way to the I/O thread count too.
-    auto queued = con_->get_buffered_amount() + pending_bytes_.load(std::memory_order_relaxed);
-    if (queued > owner_->max_buffered) {
-      MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly (" << queued
-                                 << " bytes queued)");
-      close(websocketpp::close::status::policy_violation, "client reads too slowly");
+    // Only the frames still on their way to the I/O thread are counted here:
+    // what websocketpp holds may be read on the I/O thread alone (flush).
+    if (over_limit(pending_bytes_.load(std::memory_order_relaxed)))
       return false;
-    }
     // The frame is built here, around the text itself: websocketpp would
     // copy it twice and validate its UTF-8 byte by byte. A server's frames
     // are never masked and this server negotiates no extensions.
@@ -174,7 +171,21 @@ private:
     }
     pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     writing_.clear();
+    // websocketpp's count of bytes not yet written to the socket; unlocked
+    // in websocketpp, so read only here, on the thread that changes it.
+    over_limit(con_->get_buffered_amount());
   } // `keep` may be the last reference: nothing touches `this` after it
+
+  // A client that leaves more than the limit unread is closed: one slow
+  // reader must not hold the node's memory.
+  bool over_limit(std::size_t queued) {
+    if (queued <= owner_->max_buffered)
+      return false;
+    MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly (" << queued
+                               << " bytes queued)");
+    close(websocketpp::close::status::policy_violation, "client reads too slowly");
+    return true;
+  }
 
   std::shared_ptr<ws_server::impl> owner_; // keeps the io_service alive for con_
   connection_ptr con_;
@@ -294,6 +305,7 @@ std::uint16_t ws_server::listen(const std::string& host, std::uint16_t port) {
   impl_->running = true;
   auto self = impl_;
   impl_->io_thread = std::thread([self] {
+    util::name_this_thread("mpreg.listen");
     for (;;) {
       try {
         transport::run_io(self->endpoint.get_io_service(), *self->inbox, self->io_spin);

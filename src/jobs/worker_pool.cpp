@@ -3,6 +3,8 @@
 #include <thread>
 #include <vector>
 
+#include "util/thread_name.hpp"
+
 namespace mpreg {
 
 // Shared with the threads: a detached thread still finishing a task after
@@ -57,6 +59,7 @@ bool worker_pool::submit(std::function<void()> task) {
 
 void worker_pool::run(std::shared_ptr<state> s) {
   constexpr auto idle_exit = std::chrono::seconds{30};
+  util::name_this_thread("mpreg.pool");
   std::unique_lock lock{s->mutex};
   for (;;) {
     while (s->tasks.empty() && !s->stopping) {

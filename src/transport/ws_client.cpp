@@ -2,6 +2,7 @@
 #include "transport/ws_client.hpp"
 #include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
+#include "util/thread_name.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -404,6 +405,7 @@ ws_client_endpoint::ws_client_endpoint(ws_client_options options)
   auto ready = started.get_future();
   c->thread = std::thread([c, spin = options.io_spin, started = std::move(started)]() mutable {
     c->thread_id = std::this_thread::get_id();
+    util::name_this_thread("mpreg.wsclient");
     started.set_value();
     for (;;) {
       try {

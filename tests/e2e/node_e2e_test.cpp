@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -864,6 +865,26 @@ TEST_CASE("e2e: a client that stops reading is cut off; the node keeps serving")
 #endif
   still_serving(other, "after-stalled");
   CHECK(node.terminate() == 0);
+}
+
+TEST_CASE("e2e: the node's threads are named after their job") {
+  auto& node = shared_node();
+  raw_conn c(endpoint(), node.url());
+  // A pool function, so the pool has started a thread.
+  auto f = ask(c, "names", {cmd("|s", "sleep_ms", "[1]")});
+  REQUIRE(result(f, "names") == json::parse(R"({"|s": 1})"));
+  std::set<std::string> names;
+  auto tasks = "/proc/" + std::to_string(node.pid()) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(t.path() / "comm");
+    std::string name;
+    std::getline(in, name);
+    names.insert(name);
+  }
+  CAPTURE(names.size());
+  CHECK(names.count("mpreg.listen") == 1);   // the WebSocket listener's I/O
+  CHECK(names.count("mpreg.wsclient") == 1); // the peer links' I/O
+  CHECK(names.count("mpreg.pool") == 1);     // registered functions
 }
 
 // ------------------------------------------------------------------ lifecycle
