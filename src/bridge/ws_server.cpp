@@ -13,6 +13,7 @@
 
 #include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
+#include "transport/ws_payload.hpp"
 #include "util/log.hpp"
 #include "util/thread_name.hpp"
 
@@ -30,6 +31,14 @@ struct connection_data {
 struct server_config : websocketpp::config::asio {
   using connection_base = connection_data;
 };
+
+} // namespace
+} // namespace mpreg::bridge
+
+MPREG_WS_FAST_PAYLOAD(mpreg::bridge::server_config)
+
+namespace mpreg::bridge {
+namespace {
 
 using server = websocketpp::server<server_config>;
 using connection_ptr = server::connection_ptr;

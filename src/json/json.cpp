@@ -3,6 +3,7 @@
 // and its writer serialises it.
 #include "mpreg/json.hpp"
 #include "json/parse_owned.hpp"
+#include "util/ascii.hpp"
 #include "json/tree_builder.hpp"
 
 #include <cmath>
@@ -24,7 +25,7 @@ namespace {
 
 // Valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF)?
 bool valid_utf8(std::string_view s) {
-  if (is_ascii(s)) // the common case, in a vectorised pass
+  if (util::is_ascii(s)) // the common case, in a vectorised pass
     return true;
   std::size_t i = 0, n = s.size();
   while (i < n) {
@@ -215,18 +216,11 @@ json parse_in_place(std::string& text) {
 
 } // namespace
 
-bool is_ascii(std::string_view text) noexcept {
-  unsigned char any = 0;
-  for (unsigned char c : text) // vectorised: a few cycles per 32 bytes
-    any |= c;
-  return any < 0x80;
-}
-
 json parse_owned_text(std::string& text) {
   // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
   // of a side stack; the frame is dropped after decoding anyway. ASCII text
   // needs no UTF-8 validation, which lets RapidJSON scan strings with SIMD.
-  if (is_ascii(text))
+  if (util::is_ascii(text))
     return parse_in_place<0>(text);
   return parse_in_place<rapidjson::kParseValidateEncodingFlag>(text);
 }

@@ -6,6 +6,7 @@
 #include <rapidjson/reader.h>
 
 #include "json/parse_owned.hpp"
+#include "util/ascii.hpp"
 #include "json/tree_builder.hpp"
 
 namespace mpreg::protocol {
@@ -274,7 +275,7 @@ std::optional<request> read_with(const std::string& frame) {
 } // namespace
 
 std::optional<request> read_request(const std::string& frame) {
-  if (is_ascii(frame))
+  if (util::is_ascii(frame))
     return read_with<0>(frame);
   return read_with<rapidjson::kParseValidateEncodingFlag>(frame);
 }

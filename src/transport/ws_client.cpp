@@ -2,6 +2,7 @@
 #include "transport/ws_client.hpp"
 #include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
+#include "transport/ws_payload.hpp"
 #include "util/thread_name.hpp"
 
 #include <atomic>
@@ -30,6 +31,14 @@ struct client_config : websocketpp::config::asio_client {
   };
   using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
 };
+
+} // namespace
+} // namespace mpreg::transport
+
+MPREG_WS_FAST_PAYLOAD(mpreg::transport::client_config)
+
+namespace mpreg::transport {
+namespace {
 
 using ws_endpoint = websocketpp::client<client_config>;
 using message_ptr = ws_endpoint::message_ptr;

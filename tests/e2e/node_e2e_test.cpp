@@ -751,6 +751,42 @@ TEST_CASE("e2e: binary, fragmented and control frames") {
   CHECK(tcp_ws::close_code(m) == 1000);
 }
 
+TEST_CASE("e2e: text frames must be UTF-8, also across fragments (close 1007)") {
+  using mpreg::test::tcp_ws;
+  auto& node = shared_node();
+  {
+    // "é" cut between two fragments is one valid character.
+    tcp_ws w(node.port());
+    auto text = rpc("split", {cmd("|a", "echo", "[\"caf\xc3\xa9 au lait, plain ASCII after it\"]")});
+    auto cut = text.find('\xc3') + 1;
+    REQUIRE(w.send_frame(tcp_ws::text, text.substr(0, cut), false));
+    REQUIRE(w.send_frame(tcp_ws::continuation, text.substr(cut), true));
+    auto m = w.read_message();
+    REQUIRE(m.op == tcp_ws::text);
+    CHECK(result(raw_conn::parse(m.payload), "split") ==
+          json::parse("{\"|a\": \"caf\xc3\xa9 au lait, plain ASCII after it\"}"));
+  }
+  {
+    // A character begun in one fragment and broken by ASCII in the next.
+    tcp_ws w(node.port());
+    REQUIRE(w.send_frame(tcp_ws::text, "{\"role\":\"rpc\",\"u\":\"x\xc3", false));
+    REQUIRE(w.send_frame(tcp_ws::continuation, "abcdefghijklmnop\"}", true));
+    auto m = w.read_message();
+    CHECK(m.op == tcp_ws::close);
+    CHECK(tcp_ws::close_code(m) == 1007);
+  }
+  {
+    // A bad byte after 61 bytes of ASCII (past several 8-byte unmask steps).
+    tcp_ws w(node.port());
+    REQUIRE(w.send_frame(tcp_ws::text, std::string(61, ' ') + "\"\xff\""));
+    auto m = w.read_message();
+    CHECK(m.op == tcp_ws::close);
+    CHECK(tcp_ws::close_code(m) == 1007);
+  }
+  raw_conn c(endpoint(), node.url());
+  still_serving(c, "after-bad-utf8");
+}
+
 TEST_CASE("e2e: deeply nested JSON is refused with 1006, never a crash") {
   raw_conn c(endpoint(), shared_node().url());
   // Reasonable nesting round-trips exactly.

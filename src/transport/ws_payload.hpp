@@ -1,0 +1,96 @@
+// How our WebSocket endpoints take in a frame's payload.
+//
+// websocketpp 0.8.2 (hybi13::process_payload_bytes) walks every payload byte
+// twice, one at a time: to unmask it and to check its UTF-8. For small
+// requests that was 16 % of a node's instructions (callgrind, echo). Each
+// endpoint's .cpp replaces that member for its own config with
+// MPREG_WS_FAST_PAYLOAD(config) right after defining the config: the mask
+// goes 8 bytes per step and the UTF-8 automaton runs only on text that is
+// not plain ASCII. Results and errors are websocketpp's (1007 on bad UTF-8,
+// also across fragments).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <websocketpp/frame.hpp>
+#include <websocketpp/processors/hybi13.hpp>
+#include <websocketpp/version.hpp>
+
+#include "util/ascii.hpp"
+
+static_assert(websocketpp::major_version == 0 && websocketpp::minor_version == 8 &&
+                websocketpp::patch_version == 2,
+              "ws_payload.hpp replaces a websocketpp 0.8.2 internal: check it against this "
+              "version (processors/hybi13.hpp, process_payload_bytes)");
+
+namespace mpreg::transport {
+
+/// Unmasks `len` bytes in place with websocketpp's prepared key (the 4-byte
+/// key twice); returns the key rotated past them, as byte_mask_circ does.
+inline std::size_t unmask(std::uint8_t* data, std::size_t len, std::size_t key) noexcept {
+  static_assert(sizeof(std::size_t) == 8, "the prepared key is 8 bytes");
+  std::size_t i = 0;
+  for (; i + 8 <= len; i += 8) { // memcpy: unaligned loads without UB
+    std::uint64_t word;
+    std::memcpy(&word, data + i, 8);
+    word ^= key;
+    std::memcpy(data + i, &word, 8);
+  }
+  std::uint8_t bytes[8];
+  std::memcpy(bytes, &key, 8);
+  std::size_t rest = len - i;
+  for (std::size_t j = 0; j < rest; ++j)
+    data[i + j] ^= bytes[j];
+  return websocketpp::frame::circshift_prepared_key(key, rest);
+}
+
+/// hybi13::process_payload_bytes' work for the message being read (`msg`,
+/// hybi13's msg_metadata): unmask, append (or inflate), check UTF-8.
+/// Returns the bytes taken, 0 with `ec` set on error.
+template <class Metadata, class Deflate>
+std::size_t take_payload(Metadata& msg, bool masked, Deflate& deflate, std::uint8_t* buf,
+                         std::size_t len, std::error_code& ec) {
+  if (masked)
+    msg.prepared_key = unmask(buf, len, msg.prepared_key);
+  std::string& out = msg.msg_ptr->get_raw_payload();
+  std::size_t offset = out.size();
+  if (deflate.is_enabled() && msg.msg_ptr->get_compressed()) {
+    ec = deflate.decompress(buf, len, out);
+    if (ec)
+      return 0;
+  } else {
+    out.append(reinterpret_cast<const char*>(buf), len);
+  }
+  if (msg.msg_ptr->get_opcode() == websocketpp::frame::opcode::TEXT) {
+    std::string_view added(out.data() + offset, out.size() - offset);
+    // ASCII is valid UTF-8 only between characters: a sequence begun in an
+    // earlier piece must still be finished by the automaton.
+    bool ascii_ok = msg.validator.complete() && util::is_ascii(added);
+    if (!ascii_ok && !msg.validator.decode(added.begin(), added.end())) {
+      ec = websocketpp::processor::error::make_error_code(
+        websocketpp::processor::error::invalid_utf8);
+      return 0;
+    }
+  }
+  return len;
+}
+
+} // namespace mpreg::transport
+
+/// Replaces hybi13<CONFIG>::process_payload_bytes (see above). Use at global
+/// scope, after CONFIG is defined and before any endpoint of it is used.
+#define MPREG_WS_FAST_PAYLOAD(CONFIG)                                                        \
+  template <>                                                                                \
+  inline std::size_t websocketpp::processor::hybi13<CONFIG>::process_payload_bytes(          \
+    std::uint8_t* buf, std::size_t len, websocketpp::lib::error_code& ec) {                  \
+    std::size_t taken = ::mpreg::transport::take_payload(                                    \
+      *m_current_msg, websocketpp::frame::get_masked(m_basic_header), m_permessage_deflate, \
+      buf, len, ec);                                                                         \
+    m_bytes_needed -= taken;                                                                 \
+    return taken;                                                                            \
+  }
