@@ -34,6 +34,7 @@ request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.si
       if (!index_.emplace(req.cmds[i].name, i).second)
         duplicate(i);
   }
+  bool any_reference = false;
   for (std::size_t i = 0; i < req.cmds.size(); ++i) {
     auto& deps = nodes_[i].deps;
     for (const auto& a : req.cmds[i].args)
@@ -42,8 +43,10 @@ request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.si
       collect(m.value, i, deps); // keys are never references
     for (auto d : deps)
       nodes_[d].users.push_back(i);
+    any_reference = any_reference || !deps.empty();
   }
-  check_acyclic();
+  if (any_reference) // without references there is nothing to order
+    check_acyclic();
 }
 
 std::optional<std::size_t> request_graph::find(const std::string& name) const {
