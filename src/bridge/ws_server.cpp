@@ -190,8 +190,9 @@ private:
   bool over_limit(std::size_t queued) {
     if (queued <= owner_->max_buffered)
       return false;
-    MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly (" << queued
-                               << " bytes queued)");
+    if (!closed_.load(std::memory_order_relaxed)) // said once, not per late burst
+      MPREG_LOG(warn, "closing " << remote_ << ": it reads too slowly (" << queued
+                                 << " bytes queued)");
     close(websocketpp::close::status::policy_violation, "client reads too slowly");
     return true;
   }

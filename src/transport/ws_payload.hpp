@@ -7,7 +7,9 @@
 // MPREG_WS_FAST_PAYLOAD(config) right after defining the config: the mask
 // goes 8 bytes per step and the UTF-8 automaton runs only on text that is
 // not plain ASCII. Results and errors are websocketpp's (1007 on bad UTF-8,
-// also across fragments).
+// also across fragments), with one fix: websocketpp let a fragmented text
+// message end inside a character (finalize_message tested the last frame's
+// opcode, a continuation, instead of the message's); here it is 1007 too.
 #pragma once
 
 #include <cstddef>
@@ -80,10 +82,28 @@ std::size_t take_payload(Metadata& msg, bool masked, Deflate& deflate, std::uint
   return len;
 }
 
+/// hybi13::finalize_message's work for the message just completed: the
+/// inflater's trailer, and a text message must not end inside a character.
+template <class Metadata, class Deflate>
+std::error_code finish_message(Metadata& msg, Deflate& deflate) {
+  std::string& out = msg.msg_ptr->get_raw_payload();
+  if (deflate.is_enabled() && msg.msg_ptr->get_compressed()) {
+    std::uint8_t trailer[4] = {0x00, 0x00, 0xff, 0xff};
+    if (auto ec = deflate.decompress(trailer, 4, out))
+      return ec;
+  }
+  // The message's opcode: the last frame of a fragmented one says CONTINUATION.
+  if (msg.msg_ptr->get_opcode() == websocketpp::frame::opcode::TEXT && !msg.validator.complete())
+    return websocketpp::processor::error::make_error_code(
+      websocketpp::processor::error::invalid_utf8);
+  return {};
+}
+
 } // namespace mpreg::transport
 
-/// Replaces hybi13<CONFIG>::process_payload_bytes (see above). Use at global
-/// scope, after CONFIG is defined and before any endpoint of it is used.
+/// Replaces hybi13<CONFIG>::process_payload_bytes and finalize_message (see
+/// above). Use at global scope, after CONFIG is defined and before any
+/// endpoint of it is used.
 #define MPREG_WS_FAST_PAYLOAD(CONFIG)                                                        \
   template <>                                                                                \
   inline std::size_t websocketpp::processor::hybi13<CONFIG>::process_payload_bytes(          \
@@ -93,4 +113,12 @@ std::size_t take_payload(Metadata& msg, bool masked, Deflate& deflate, std::uint
       buf, len, ec);                                                                         \
     m_bytes_needed -= taken;                                                                 \
     return taken;                                                                            \
+  }                                                                                          \
+  template <>                                                                                \
+  inline websocketpp::lib::error_code                                                       \
+  websocketpp::processor::hybi13<CONFIG>::finalize_message() {                               \
+    auto ec = ::mpreg::transport::finish_message(*m_current_msg, m_permessage_deflate);      \
+    if (!ec)                                                                                 \
+      m_state = READY;                                                                       \
+    return ec;                                                                               \
   }

@@ -776,6 +776,16 @@ TEST_CASE("e2e: text frames must be UTF-8, also across fragments (close 1007)") 
     CHECK(tcp_ws::close_code(m) == 1007);
   }
   {
+    // A text message whose last fragment ends inside a character (websocketpp
+    // 0.8.2 let this through as text: it checked the last frame's opcode).
+    tcp_ws w(node.port());
+    REQUIRE(w.send_frame(tcp_ws::text, "{\"role\":\"rpc\",\"u\":\"y", false));
+    REQUIRE(w.send_frame(tcp_ws::continuation, "\xc3", true));
+    auto m = w.read_message();
+    CHECK(m.op == tcp_ws::close);
+    CHECK(tcp_ws::close_code(m) == 1007);
+  }
+  {
     // A bad byte after 61 bytes of ASCII (past several 8-byte unmask steps).
     tcp_ws w(node.port());
     REQUIRE(w.send_frame(tcp_ws::text, std::string(61, ' ') + "\"\xff\""));
