@@ -2,6 +2,7 @@
 // RapidJSON's SAX reader builds our tree directly (one pass, no DOM in between)
 // and its writer serialises it.
 #include "mpreg/json.hpp"
+#include "json/append.hpp"
 #include "json/parse_owned.hpp"
 #include "util/ascii.hpp"
 #include "json/tree_builder.hpp"
@@ -93,7 +94,7 @@ std::string repair_utf8(std::string_view s) {
 }
 
 template <class Writer>
-void write_text(Writer& w, const std::string& s, bool key) {
+void write_text(Writer& w, std::string_view s, bool key) {
   auto emit = [&](const char* p, std::size_t n) {
     auto size = static_cast<rapidjson::SizeType>(n);
     if (key)
@@ -107,6 +108,27 @@ void write_text(Writer& w, const std::string& s, bool key) {
     auto fixed = repair_utf8(s);
     emit(fixed.data(), fixed.size());
   }
+}
+
+template <class Writer>
+void write(Writer& w, const json& v);
+
+template <class Writer>
+void write_array(Writer& w, const json::array& a) {
+  w.StartArray();
+  for (const auto& e : a)
+    write(w, e);
+  w.EndArray();
+}
+
+template <class Writer>
+void write_object(Writer& w, const json::object& o) {
+  w.StartObject();
+  for (const auto& m : o) {
+    write_text(w, m.key, true);
+    write(w, m.value);
+  }
+  w.EndObject();
 }
 
 template <class Writer>
@@ -136,19 +158,28 @@ void write(Writer& w, const json& v) {
       write_text(w, v.as_string(), false);
       break;
     case json::kind::array:
-      w.StartArray();
-      for (const auto& e : v.as_array())
-        write(w, e);
-      w.EndArray();
+      write_array(w, v.as_array());
       break;
     case json::kind::object:
-      w.StartObject();
-      for (const auto& m : v.as_object()) {
-        write_text(w, m.key, true);
-        write(w, m.value);
-      }
-      w.EndObject();
+      write_object(w, v.as_object());
       break;
+  }
+}
+
+// Runs `f` on a writer and appends what it wrote to `out`. RapidJSON's own
+// buffer gets its SIMD string scan; it and the writer (its nesting stack)
+// are kept per thread, so writing allocates nothing but `out`.
+template <class F>
+void write_into(std::string& out, F&& f) {
+  thread_local rapidjson::StringBuffer buf;
+  thread_local rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  buf.Clear();
+  w.Reset(buf);
+  f(w);
+  out.append(buf.GetString(), buf.GetSize());
+  if (buf.GetSize() > (1u << 20)) { // keep no megabytes per thread after a large result
+    buf.Clear();
+    buf.ShrinkToFit();
   }
 }
 
@@ -232,18 +263,19 @@ std::string json::dump() const {
 }
 
 void json::dump_to(std::string& out) const {
-  // RapidJSON's own buffer gets its SIMD string scan; it and the writer (its
-  // nesting stack) are kept per thread, so writing allocates nothing but `out`.
-  thread_local rapidjson::StringBuffer buf;
-  thread_local rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  buf.Clear();
-  w.Reset(buf);
-  write(w, *this);
-  out.append(buf.GetString(), buf.GetSize());
-  if (buf.GetSize() > (1u << 20)) { // keep no megabytes per thread after a large result
-    buf.Clear();
-    buf.ShrinkToFit();
-  }
+  write_into(out, [&](auto& w) { write(w, *this); });
+}
+
+void detail::append_string(std::string& out, std::string_view s) {
+  write_into(out, [&](auto& w) { write_text(w, s, false); });
+}
+
+void detail::append_array(std::string& out, const json::array& a) {
+  write_into(out, [&](auto& w) { write_array(w, a); });
+}
+
+void detail::append_object(std::string& out, const json::object& o) {
+  write_into(out, [&](auto& w) { write_object(w, o); });
 }
 
 std::string json::dump_pretty() const {

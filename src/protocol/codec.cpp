@@ -1,4 +1,6 @@
 #include "protocol/codec.hpp"
+
+#include "json/append.hpp"
 #include "protocol/request_reader.hpp"
 
 #include "json/parse_owned.hpp"
@@ -361,7 +363,7 @@ std::string encode(const response& r) {
   else
     out += "null";
   out += ",\"error\":null,\"u\":";
-  json(r.u).dump_to(out);
+  detail::append_string(out, r.u);
   out += '}';
   return out;
 }
@@ -373,21 +375,36 @@ std::string encode(const server_message& m) {
   return json::make_object({{"role", "server"}, {"u", m.u}, {"server", std::move(server)}}).dump();
 }
 
+// The two messages of every forwarded call are written around their values,
+// not copied into a tree first (the fields in MPREG's order).
 std::string encode(const internal_rpc& m) {
-  return json::make_object({{"role", "internal-rpc"},
-                            {"command", m.command},
-                            {"args", json{m.args}},
-                            {"kwargs", json{m.kwargs}},
-                            {"results", json::make_object({})},
-                            {"u", m.u}})
-    .dump();
+  std::string out;
+  out.reserve(96 + m.command.size() + m.u.size());
+  out += "{\"role\":\"internal-rpc\",\"command\":";
+  detail::append_string(out, m.command);
+  out += ",\"args\":";
+  detail::append_array(out, m.args);
+  out += ",\"kwargs\":";
+  detail::append_object(out, m.kwargs);
+  out += ",\"results\":{},\"u\":";
+  detail::append_string(out, m.u);
+  out += '}';
+  return out;
 }
 
 std::string encode(const internal_answer& m) {
-  json out = json::make_object({{"role", "internal-answer"}, {"answer", m.answer}, {"u", m.u}});
-  if (m.error)
-    out["error"] = m.error->to_json();
-  return out.dump();
+  std::string out;
+  out.reserve(64 + m.u.size());
+  out += "{\"role\":\"internal-answer\",\"answer\":";
+  m.answer.dump_to(out);
+  out += ",\"u\":";
+  detail::append_string(out, m.u);
+  if (m.error) {
+    out += ",\"error\":";
+    m.error->to_json().dump_to(out);
+  }
+  out += '}';
+  return out;
 }
 
 std::string encode(const gossip& g) {

@@ -180,3 +180,34 @@ TEST_CASE("the fast request reader agrees with the general decoder, or declines"
   REQUIRE(read_request(ok).has_value());
   CHECK(encode(*read_request(ok)) == encode(must<request>(decode(ok))));
 }
+
+TEST_CASE("forwarded calls and answers are written exactly as their JSON trees would be") {
+  // Strings that need escapes, non-ASCII text and bytes that are not UTF-8
+  // (written as U+FFFD), in every field the encoders write around.
+  const std::string odd = "q\"uo\\te\n\xc3\xa9 \xff end";
+  internal_rpc call{"u-" + odd, "f" + odd,
+                    json::array{1, -2.5, odd, json{}, json::array{true, json::object{{odd, 3}}}},
+                    json::object{{"k" + odd, json::array{odd}}, {"n", 7}}};
+  auto tree = json::make_object({{"role", "internal-rpc"},
+                                 {"command", call.command},
+                                 {"args", json{call.args}},
+                                 {"kwargs", json{call.kwargs}},
+                                 {"results", json::make_object({})},
+                                 {"u", call.u}});
+  CHECK(encode(call) == tree.dump());
+  call.args.clear();
+  call.kwargs.clear();
+  tree["args"] = json{json::array{}};
+  tree["kwargs"] = json::make_object({});
+  CHECK(encode(call) == tree.dump());
+
+  internal_answer ans{"u-" + odd, json::array{odd, 1}, std::nullopt};
+  auto answer_tree = json::make_object({{"role", "internal-answer"}, {"answer", ans.answer}, {"u", ans.u}});
+  CHECK(encode(ans) == answer_tree.dump());
+  ans.error = rpc_error(error_code::execution_failed, "boom " + odd, json::make_object({{"x", 1}}));
+  answer_tree["error"] = ans.error->to_json();
+  CHECK(encode(ans) == answer_tree.dump());
+
+  response r{"u-" + odd, json::make_object({{"a", odd}}), std::nullopt};
+  CHECK(encode(r) == "{\"r\":" + r.r->dump() + ",\"error\":null,\"u\":" + json(r.u).dump() + "}");
+}
