@@ -85,25 +85,6 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
 
 namespace {
 
-// RFC 6455 5.2: FIN + text opcode, then the payload length in 7, 7+16 or
-// 7+64 bits (network order).
-std::string text_frame_header(std::size_t n) {
-  std::string h;
-  h.push_back(static_cast<char>(0x81));
-  if (n < 126) {
-    h.push_back(static_cast<char>(n));
-  } else if (n <= 0xFFFF) {
-    h.push_back(static_cast<char>(126));
-    h.push_back(static_cast<char>((n >> 8) & 0xFF));
-    h.push_back(static_cast<char>(n & 0xFF));
-  } else {
-    h.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      h.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF));
-  }
-  return h;
-}
-
 class connection_outbound final : public outbound,
                                   public std::enable_shared_from_this<connection_outbound> {
 public:
@@ -124,7 +105,7 @@ public:
     auto msg = con_->get_message(websocketpp::frame::opcode::text, 0);
     if (!msg)
       return false;
-    msg->set_header(text_frame_header(text.size()));
+    msg->set_header(transport::text_frame_header(text.size()));
     msg->get_raw_payload() = std::move(text);
     msg->set_prepared(true);
     return enqueue(std::move(msg));

@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <future>
 #include <map>
 #include <unordered_set>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -283,12 +285,33 @@ bool ws_connection::send(std::string frame) {
   auto c = s_->core.lock();
   if (!c)
     return false;
+  // The frame is built and masked here, around the text itself, like the
+  // listener's answers: websocketpp would copy it, check its UTF-8 byte by
+  // byte and then mask it (our text is valid UTF-8: the JSON writer repairs
+  // it). The key comes from std::random_device, as websocketpp's own
+  // (RFC 6455 5.3: unpredictable); this client negotiates no extensions.
+  thread_local std::random_device entropy;
+  std::uint32_t key_word = entropy();
+  std::uint8_t key[4];
+  std::memcpy(key, &key_word, 4);
+  auto header = text_frame_header(frame.size(), key);
+  mask_text(frame, key);
   // The inbox belongs to the core and runs only while it exists: a raw
   // pointer is enough. A connection that ends before the frame is written
   // reports on_close as usual.
-  return c->inbox->push([cp = c.get(), hdl = std::move(hdl), frame = std::move(frame)] {
+  return c->inbox->push([cp = c.get(), hdl = std::move(hdl), header = std::move(header),
+                         frame = std::move(frame)]() mutable {
     websocketpp::lib::error_code ec;
-    cp->ep.send(hdl, frame, websocketpp::frame::opcode::text, ec);
+    auto con = cp->ep.get_con_from_hdl(hdl, ec);
+    if (ec || !con)
+      return;
+    auto msg = con->get_message(websocketpp::frame::opcode::text, 0);
+    if (!msg)
+      return;
+    msg->set_header(header);
+    msg->get_raw_payload() = std::move(frame);
+    msg->set_prepared(true);
+    con->send(msg);
   });
 }
 

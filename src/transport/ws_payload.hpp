@@ -51,6 +51,38 @@ inline std::size_t unmask(std::uint8_t* data, std::size_t len, std::size_t key) 
   return websocketpp::frame::circshift_prepared_key(key, rest);
 }
 
+/// RFC 6455 5.2: the header of one unfragmented text frame of `n` bytes:
+/// FIN + text opcode, the length in 7, 7+16 or 7+64 bits (network order),
+/// and for a client's frame the mask bit and `mask_key` (4 bytes).
+inline std::string text_frame_header(std::size_t n, const std::uint8_t* mask_key = nullptr) {
+  std::string h;
+  h.push_back(static_cast<char>(0x81));
+  char mask_bit = mask_key ? static_cast<char>(0x80) : 0;
+  if (n < 126) {
+    h.push_back(static_cast<char>(mask_bit | static_cast<char>(n)));
+  } else if (n <= 0xFFFF) {
+    h.push_back(static_cast<char>(mask_bit | 126));
+    h.push_back(static_cast<char>((n >> 8) & 0xFF));
+    h.push_back(static_cast<char>(n & 0xFF));
+  } else {
+    h.push_back(static_cast<char>(mask_bit | 127));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      h.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF));
+  }
+  if (mask_key)
+    h.append(reinterpret_cast<const char*>(mask_key), 4);
+  return h;
+}
+
+/// Masks (or unmasks: XOR is its own inverse) `text` in place with the
+/// 4-byte `mask_key`, 8 bytes per step.
+inline void mask_text(std::string& text, const std::uint8_t* mask_key) noexcept {
+  websocketpp::frame::masking_key_type key;
+  std::memcpy(key.c, mask_key, 4);
+  unmask(reinterpret_cast<std::uint8_t*>(text.data()), text.size(),
+         websocketpp::frame::prepare_masking_key(key));
+}
+
 /// hybi13::process_payload_bytes' work for the message being read (`msg`,
 /// hybi13's msg_metadata): unmask, append (or inflate), check UTF-8.
 /// Returns the bytes taken, 0 with `ec` set on error.

@@ -175,3 +175,23 @@ TEST_CASE("the frame reader gives websocketpp's messages and errors for any inpu
   CHECK(with_error > 500);
   CHECK(with_text > 500);
 }
+
+TEST_CASE("a client frame built by text_frame_header and mask_text reads back in websocketpp") {
+  const std::uint8_t key[4] = {0xa1, 0x07, 0x5e, 0xff};
+  // Every length encoding: 7 bits, 16 bits, 64 bits, and their edges.
+  for (std::size_t n : {0u, 1u, 125u, 126u, 127u, 1000u, 65535u, 65536u, 70001u}) {
+    CAPTURE(n);
+    std::string text(n, 'x');
+    for (std::size_t i = 0; i < n; ++i)
+      text[i] = static_cast<char>('a' + i % 26);
+    auto payload = text;
+    auto header = mpreg::transport::text_frame_header(payload.size(), key);
+    mpreg::transport::mask_text(payload, key);
+    std::string wire = header + payload;
+    reader_log<websocketpp::config::asio> theirs;
+    theirs.feed(std::vector<std::uint8_t>(wire.begin(), wire.end()), {4096});
+    CHECK(theirs.log == "message 1: " + text + "\n");
+  }
+  // A server's frame has no mask bit and no key.
+  CHECK(mpreg::transport::text_frame_header(5) == std::string("\x81\x05", 2));
+}
