@@ -166,13 +166,24 @@ void write(Writer& w, const json& v) {
   }
 }
 
-// Runs `f` on a writer and appends what it wrote to `out`. RapidJSON's own
-// buffer gets its SIMD string scan; it and the writer (its nesting stack)
-// are kept per thread, so writing allocates nothing but `out`.
+// RapidJSON's own buffer gets its SIMD string scan; it and the writer (its
+// nesting stack) are kept per thread, one pair for every kind of write, so
+// writing allocates nothing but the caller's string.
+struct thread_writer {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
+};
+
+thread_writer& this_thread_writer() {
+  thread_local thread_writer tw;
+  return tw;
+}
+
+// Runs `f` on the thread's writer and appends what it wrote to `out`. Never
+// nested: nothing `f` calls writes JSON text itself.
 template <class F>
 void write_into(std::string& out, F&& f) {
-  thread_local rapidjson::StringBuffer buf;
-  thread_local rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto& [buf, w] = this_thread_writer();
   buf.Clear();
   w.Reset(buf);
   f(w);

@@ -46,7 +46,9 @@ public:
   struct state;
   explicit ws_connection(std::shared_ptr<state> s) : s_(std::move(s)) {}
 
-  /// Queues one text frame for the endpoint thread. Returns false when the
+  /// Queues one text frame for the endpoint thread. `frame` must be valid
+  /// UTF-8 (JSON written by mpreg::json is): it is sent as it is, and a peer
+  /// closes the connection (1007) on bad text. Returns false when the
   /// connection is not open (still connecting, closing or closed); nothing
   /// is queued then. A frame queued as the connection ends is dropped, and
   /// on_close reports the end.

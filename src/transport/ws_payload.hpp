@@ -4,7 +4,7 @@
 // Writing: text_frame_header and mask_text let the listener and the client
 // endpoint hand websocketpp finished ("prepared") frames built around the
 // text itself; websocketpp would copy each, check its UTF-8 byte by byte
-// and (client side) mask it byte-wise or word-wise after the copy.
+// and (client side) mask it byte by byte.
 //
 // Reading:
 // websocketpp 0.8.2 (hybi13::process_payload_bytes) walks every payload byte
