@@ -3,10 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
+#include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/frame.hpp>
+#include <websocketpp/utf8_validator.hpp>
 
 #include "transport/ws_payload.hpp"
 
@@ -43,12 +47,6 @@ TEST_CASE("unmask matches websocketpp's byte_mask_circ, piece by piece") {
 }
 
 // ---- the whole frame reader against websocketpp's own ----------------------
-
-#include <memory>
-#include <random>
-
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/utf8_validator.hpp>
 
 namespace {
 struct fast_config : websocketpp::config::asio {};
