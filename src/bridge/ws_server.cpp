@@ -102,12 +102,10 @@ public:
     // The frame is built here, around the text itself: websocketpp would
     // copy it twice and validate its UTF-8 byte by byte. A server's frames
     // are never masked and this server negotiates no extensions.
-    auto msg = con_->get_message(websocketpp::frame::opcode::text, 0);
+    auto header = transport::text_frame_header(text.size());
+    auto msg = transport::prepared_text(*con_, header, std::move(text));
     if (!msg)
       return false;
-    msg->set_header(transport::text_frame_header(text.size()));
-    msg->get_raw_payload() = std::move(text);
-    msg->set_prepared(true);
     return enqueue(std::move(msg));
   }
 

@@ -5,7 +5,6 @@
 
 #include <rapidjson/reader.h>
 
-#include "json/parse_owned.hpp"
 #include "util/ascii.hpp"
 #include "json/tree_builder.hpp"
 

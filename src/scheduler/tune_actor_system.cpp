@@ -23,9 +23,10 @@ void tune_actor_system(caf::actor_system_config& cfg) {
   // workers straight to the condition variable, where an enqueue wakes them.
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
   // Work-stealing with fewer wake-ups: one per message from a non-actor
-  // thread instead of two (wake_once_stealing.hpp), none of the clock thread
-  // when an actor without timeouts exits (cancel_filter_clock.hpp). Its
-  // settings are work-stealing's.
+  // thread instead of two, and a worker loop without CAF's per-resume logger
+  // bookkeeping (wake_once_stealing.hpp); none of the clock thread when an
+  // actor without timeouts exits (cancel_filter_clock.hpp). Its settings are
+  // work-stealing's.
   cfg.load<scheduler::tuned_coordinator>();
 }
 

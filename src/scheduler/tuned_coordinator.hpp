@@ -1,5 +1,6 @@
 // The scheduler mpreg::tune_actor_system installs: CAF's work-stealing
-// coordinator with fewer wake-ups (see the two parts' headers).
+// coordinator with fewer wake-ups and a leaner worker loop (see the two
+// parts' headers).
 #pragma once
 
 #include <caf/actor_system.hpp>

@@ -305,13 +305,8 @@ bool ws_connection::send(std::string frame) {
     auto con = cp->ep.get_con_from_hdl(hdl, ec);
     if (ec || !con)
       return;
-    auto msg = con->get_message(websocketpp::frame::opcode::text, 0);
-    if (!msg)
-      return;
-    msg->set_header(header);
-    msg->get_raw_payload() = std::move(frame);
-    msg->set_prepared(true);
-    con->send(msg);
+    if (auto msg = prepared_text(*con, header, std::move(frame)))
+      con->send(msg);
   });
 }
 

@@ -90,6 +90,21 @@ inline void mask_text(std::string& text, const std::uint8_t* mask_key) noexcept 
          websocketpp::frame::prepare_masking_key(key));
 }
 
+/// A websocketpp message holding one finished text frame, `header` then
+/// `payload`, which websocketpp then sends as it is ("prepared": no copy,
+/// no UTF-8 check, no masking of its own); null when the connection can
+/// make no message.
+template <class Connection>
+auto prepared_text(Connection& con, const std::string& header, std::string payload) {
+  auto msg = con.get_message(websocketpp::frame::opcode::text, 0);
+  if (msg) {
+    msg->set_header(header);
+    msg->get_raw_payload() = std::move(payload);
+    msg->set_prepared(true);
+  }
+  return msg;
+}
+
 /// hybi13::process_payload_bytes' work for the message being read (`msg`,
 /// hybi13's msg_metadata): unmask, append (or inflate), check UTF-8.
 /// Returns the bytes taken, 0 with `ec` set on error.

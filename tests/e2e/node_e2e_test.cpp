@@ -766,33 +766,25 @@ TEST_CASE("e2e: text frames must be UTF-8, also across fragments (close 1007)") 
     CHECK(result(raw_conn::parse(m.payload), "split") ==
           json::parse("{\"|a\": \"caf\xc3\xa9 au lait, plain ASCII after it\"}"));
   }
-  {
-    // A character begun in one fragment and broken by ASCII in the next.
+  // Sends one text message in `fragments` on a connection of its own; the
+  // node must close that connection with 1007.
+  auto closed_1007 = [&](std::vector<std::string> fragments) {
+    CAPTURE(fragments.size());
     tcp_ws w(node.port());
-    REQUIRE(w.send_frame(tcp_ws::text, "{\"role\":\"rpc\",\"u\":\"x\xc3", false));
-    REQUIRE(w.send_frame(tcp_ws::continuation, "abcdefghijklmnop\"}", true));
+    for (std::size_t i = 0; i < fragments.size(); ++i)
+      REQUIRE(w.send_frame(i == 0 ? tcp_ws::text : tcp_ws::continuation, fragments[i],
+                           i + 1 == fragments.size()));
     auto m = w.read_message();
     CHECK(m.op == tcp_ws::close);
     CHECK(tcp_ws::close_code(m) == 1007);
-  }
-  {
-    // A text message whose last fragment ends inside a character (websocketpp
-    // 0.8.2 let this through as text: it checked the last frame's opcode).
-    tcp_ws w(node.port());
-    REQUIRE(w.send_frame(tcp_ws::text, "{\"role\":\"rpc\",\"u\":\"y", false));
-    REQUIRE(w.send_frame(tcp_ws::continuation, "\xc3", true));
-    auto m = w.read_message();
-    CHECK(m.op == tcp_ws::close);
-    CHECK(tcp_ws::close_code(m) == 1007);
-  }
-  {
-    // A bad byte after 61 bytes of ASCII (past several 8-byte unmask steps).
-    tcp_ws w(node.port());
-    REQUIRE(w.send_frame(tcp_ws::text, std::string(61, ' ') + "\"\xff\""));
-    auto m = w.read_message();
-    CHECK(m.op == tcp_ws::close);
-    CHECK(tcp_ws::close_code(m) == 1007);
-  }
+  };
+  // A character begun in one fragment and broken by ASCII in the next.
+  closed_1007({"{\"role\":\"rpc\",\"u\":\"x\xc3", "abcdefghijklmnop\"}"});
+  // A text message whose last fragment ends inside a character (websocketpp
+  // 0.8.2 let this through as text: it checked the last frame's opcode).
+  closed_1007({"{\"role\":\"rpc\",\"u\":\"y", "\xc3"});
+  // A bad byte after 61 bytes of ASCII (past several 8-byte unmask steps).
+  closed_1007({std::string(61, ' ') + "\"\xff\""});
   raw_conn c(endpoint(), node.url());
   still_serving(c, "after-bad-utf8");
 }
