@@ -79,8 +79,8 @@ bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr
         return {0, "already listening"};
       try {
         st.server = std::make_unique<bridge::ws_server>(
-          make_events(self->system(), st.ctx, st.sessions), st.ctx->config.max_message_size,
-          std::chrono::microseconds(st.ctx->config.io_spin_us));
+          st.ctx->io, make_events(self->system(), st.ctx, st.sessions),
+          st.ctx->config.max_message_size);
         auto port = st.server->listen(st.ctx->config.host,
                                       static_cast<std::uint16_t>(st.ctx->config.port));
         return {port, std::string{}};

@@ -2,7 +2,7 @@
 #include "bridge/ws_server.hpp"
 
 #include <atomic>
-#include <future>
+#include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -11,11 +11,9 @@
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
-#include "transport/io_inbox.hpp"
-#include "transport/io_loop.hpp"
+#include "transport/io_host.hpp"
 #include "transport/ws_payload.hpp"
 #include "util/log.hpp"
-#include "util/thread_name.hpp"
 
 namespace mpreg::bridge {
 
@@ -46,16 +44,18 @@ using connection_ptr = server::connection_ptr;
 } // namespace
 
 struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
+  // Declared first, destroyed last: the endpoint's sockets belong to its loop.
+  std::shared_ptr<transport::io_host> host;
   server endpoint;
-  // What actors write reaches the connections through here (io_inbox.hpp).
-  std::unique_ptr<transport::io_inbox> inbox;
   server_events events;
   std::size_t max_message_size;
   std::size_t max_buffered; // slow-client limit per connection
-  std::chrono::microseconds io_spin;
-  std::thread io_thread;
-  std::promise<void> io_done;
   std::atomic<bool> running{false};
+  // How stop() learns that the loop has closed everything.
+  std::mutex stop_m;
+  std::condition_variable stop_cv;
+  std::size_t open_count = 0; // guarded by stop_m (mirrors open.size())
+  bool fenced = false;        // guarded by stop_m
   // Touched on the I/O thread only.
   std::unordered_map<std::uint64_t, websocketpp::connection_hdl> open;
   std::uint64_t next_id = 1;
@@ -76,11 +76,28 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
     bursting.clear();
   }
 
-  impl(server_events ev, std::size_t max_size, std::chrono::microseconds spin)
-    : events(std::move(ev)),
+  impl(std::shared_ptr<transport::io_host> h, server_events ev, std::size_t max_size)
+    : host(std::move(h)),
+      events(std::move(ev)),
       max_message_size(max_size),
-      max_buffered(max_size + (16u << 20)),
-      io_spin(spin) {}
+      max_buffered(max_size + (16u << 20)) {}
+
+  void count_open(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(stop_m);
+      open_count = n;
+    }
+    stop_cv.notify_all();
+  }
+
+  // Runs `fn` on the loop and waits (at most `limit`) until `done` holds.
+  template <class Fn, class Pred>
+  bool on_loop_until(Fn fn, Pred done, std::chrono::milliseconds limit) {
+    if (!host->inbox().push(std::move(fn)))
+      return false; // the loop has ended: nothing more will happen
+    std::unique_lock<std::mutex> lock(stop_m);
+    return stop_cv.wait_for(lock, limit, done);
+  }
 };
 
 namespace {
@@ -115,7 +132,7 @@ public:
     // Pushed under the same lock as the frames' tasks: the task of every
     // frame handed over before this is ahead of it in the inbox.
     std::lock_guard<std::mutex> lock(pending_m_);
-    owner_->inbox->push([self = shared_from_this(), code, reason] {
+    owner_->host->inbox().push([self = shared_from_this(), code, reason] {
       websocketpp::lib::error_code ec;
       self->con_->close(code, reason, ec);
     });
@@ -135,7 +152,7 @@ private:
     if (pending_.size() > 1)
       return true; // the task for this burst is queued already
     queued_self_ = shared_from_this();
-    if (owner_->inbox->push([this] { flush(); }))
+    if (owner_->host->inbox().push([this] { flush(); }))
       return true;
     pending_.clear(); // the server is stopping
     pending_bytes_.store(0, std::memory_order_relaxed);
@@ -176,7 +193,7 @@ private:
     return true;
   }
 
-  std::shared_ptr<ws_server::impl> owner_; // keeps the io_service alive for con_
+  std::shared_ptr<ws_server::impl> owner_; // keeps the loop alive for con_
   connection_ptr con_;
   std::string remote_;
   std::mutex pending_m_;
@@ -204,15 +221,14 @@ lookup(const std::weak_ptr<ws_server::impl>& weak, websocketpp::connection_hdl h
 }
 } // namespace
 
-ws_server::ws_server(server_events events, std::size_t max_message_size,
-                     std::chrono::microseconds io_spin)
-  : impl_(std::make_shared<impl>(std::move(events), max_message_size, io_spin)) {
+ws_server::ws_server(std::shared_ptr<transport::io_host> host, server_events events,
+                     std::size_t max_message_size)
+  : impl_(std::make_shared<impl>(std::move(host), std::move(events), max_message_size)) {
   auto& ep = impl_->endpoint;
   // websocketpp logs frames to stdout by default: stdout belongs to the tool.
   ep.clear_access_channels(websocketpp::log::alevel::all);
   ep.clear_error_channels(websocketpp::log::elevel::all);
-  ep.init_asio();
-  impl_->inbox = std::make_unique<transport::io_inbox>(ep.get_io_service());
+  ep.init_asio(&impl_->host->io());
   ep.set_reuse_addr(true);
   ep.set_max_message_size(max_message_size);
   std::weak_ptr<impl> weak = impl_;
@@ -227,6 +243,7 @@ ws_server::ws_server(server_events events, std::size_t max_message_size,
     con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     con->id = self->next_id++;
     self->open.emplace(con->id, hdl);
+    self->count_open(self->open.size());
     std::string remote = con->get_remote_endpoint();
     if (self->events.on_open)
       self->events.on_open(con->id, std::make_shared<connection_outbound>(self, con, remote));
@@ -254,6 +271,7 @@ ws_server::ws_server(server_events events, std::size_t max_message_size,
       return;
     self->flush(); // frames that came before the close go first
     self->open.erase(con->id);
+    self->count_open(self->open.size());
     if (self->events.on_close)
       self->events.on_close(con->id);
   };
@@ -292,20 +310,6 @@ std::uint16_t ws_server::listen(const std::string& host, std::uint16_t port) {
   if (ec)
     throw std::runtime_error("cannot read the bound port: " + ec.message());
   impl_->running = true;
-  auto self = impl_;
-  impl_->io_thread = std::thread([self] {
-    util::name_this_thread("mpreg.listen");
-    for (;;) {
-      try {
-        transport::run_io(self->endpoint.get_io_service(), *self->inbox, self->io_spin);
-        break;
-      } catch (const std::exception& e) {
-        // A handler threw: log and keep serving everyone else.
-        MPREG_LOG(error, "websocket I/O loop: " << e.what());
-      }
-    }
-    self->io_done.set_value();
-  });
   return local.port();
 }
 
@@ -313,30 +317,49 @@ void ws_server::stop(std::chrono::milliseconds grace) {
   if (!impl_->running.exchange(false))
     return;
   auto self = impl_;
-  // The listener and the connections are only touched on the I/O thread.
-  asio::post(impl_->endpoint.get_io_service(), [self] {
-    // Answers already handed over go out before the close frames; the
-    // closed inbox then lets the loop run out of work.
-    self->inbox->close();
-    websocketpp::lib::error_code ec;
-    self->endpoint.stop_listening(ec);
-    for (auto& [id, hdl] : self->open) {
-      auto con = self->endpoint.get_con_from_hdl(hdl, ec);
-      if (!ec)
-        con->close(websocketpp::close::status::going_away, "node stopping", ec);
-    }
-  });
-  auto done = impl_->io_done.get_future();
-  if (done.wait_for(grace) != std::future_status::ready) {
+  // The waits below need the loop running elsewhere: an actor on the thread
+  // that hosts it moves it to a thread of its own first.
+  if (self->host->on_loop_thread())
+    self->host->to_own_thread();
+  // Stop accepting and close every connection; answers already handed over
+  // are ahead of this in the inbox, so they go out before the close frames.
+  bool closed = self->on_loop_until(
+    [self] {
+      websocketpp::lib::error_code ec;
+      self->endpoint.stop_listening(ec);
+      for (auto& [id, hdl] : self->open) {
+        auto con = self->endpoint.get_con_from_hdl(hdl, ec);
+        if (!ec)
+          con->close(websocketpp::close::status::going_away, "node stopping", ec);
+      }
+    },
+    [&] { return self->open_count == 0; }, grace);
+  if (!closed && self->host->running()) {
     MPREG_LOG(warn, "websocket connections did not close within " << grace.count()
-                                                                  << " ms; forcing them down");
-    impl_->endpoint.get_io_service().stop();
+                                                                  << " ms; dropping them");
+    self->on_loop_until(
+      [self] {
+        websocketpp::lib::error_code ec;
+        std::vector<connection_ptr> rest;
+        for (auto& [id, hdl] : self->open)
+          if (auto con = self->endpoint.get_con_from_hdl(hdl, ec))
+            rest.push_back(con);
+        for (auto& con : rest)
+          con->terminate(ec); // reports the close (on_close) now
+      },
+      [&] { return self->open_count == 0; }, std::chrono::seconds(1));
   }
-  impl_->io_thread.join();
-  // A forced stop may have left tasks unrun, each holding its connection:
-  // with the I/O thread gone, run them here (their writes go nowhere).
-  impl_->inbox->close();
-  impl_->open.clear();
+  // What the closes left queued (the cancelled accept among it) has run once
+  // this has: nothing of the loop touches the endpoint after it.
+  self->on_loop_until(
+    [self] {
+      {
+        std::lock_guard<std::mutex> lock(self->stop_m);
+        self->fenced = true;
+      }
+      self->stop_cv.notify_all();
+    },
+    [&] { return self->fenced; }, std::chrono::seconds(1));
 }
 
 } // namespace mpreg::bridge

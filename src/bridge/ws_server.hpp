@@ -1,6 +1,6 @@
-// The WebSocket listener: websocketpp over standalone Asio on its own thread,
-// behind an interface free of websocketpp types (it is slow to compile and
-// nobody else should touch the sockets).
+// The WebSocket listener: websocketpp over standalone Asio on the node's I/O
+// loop (transport/io_host.hpp), behind an interface free of websocketpp types
+// (it is slow to compile and nobody else should touch the sockets).
 #pragma once
 
 #include <chrono>
@@ -9,6 +9,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace mpreg::transport {
+class io_host;
+}
 
 namespace mpreg::bridge {
 
@@ -30,7 +34,7 @@ public:
   virtual const std::string& remote() const = 0;
 };
 
-/// What the server reports. Every callback runs on the server's thread and
+/// What the server reports. Every callback runs on the loop's thread and
 /// must not block.
 struct server_events {
   std::function<void(std::uint64_t id, std::shared_ptr<outbound> out)> on_open;
@@ -44,20 +48,23 @@ struct server_events {
 
 class ws_server {
 public:
-  /// `max_message_size`: larger frames close the connection (code 1009).
-  /// `io_spin`: how long the I/O thread polls before it sleeps (run_io).
-  ws_server(server_events events, std::size_t max_message_size,
-            std::chrono::microseconds io_spin = std::chrono::microseconds{0});
+  /// Serves on `host`'s loop, which its owner starts and stops (and must
+  /// not stop before this server has stopped). `max_message_size`: larger
+  /// frames close the connection (code 1009).
+  ws_server(std::shared_ptr<transport::io_host> host, server_events events,
+            std::size_t max_message_size);
   ~ws_server();
   ws_server(const ws_server&) = delete;
   ws_server& operator=(const ws_server&) = delete;
 
-  /// Binds host:port (0 picks a free port), starts the I/O thread and
-  /// returns the bound port. Throws std::runtime_error when it cannot bind.
+  /// Binds host:port (0 picks a free port), starts accepting and returns the
+  /// bound port. Throws std::runtime_error when it cannot bind.
   std::uint16_t listen(const std::string& host, std::uint16_t port);
 
-  /// Stops accepting, closes every connection (code 1001, going away) and
-  /// joins the I/O thread; bounded: forces the loop down after `grace`.
+  /// Stops accepting and closes every connection (code 1001, going away);
+  /// bounded: drops what is still open after `grace`. Afterwards nothing of
+  /// the loop touches this server. Any thread, the loop's own included (an
+  /// actor on the worker hosting it: the loop moves to a thread first).
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{3000});
 
   struct impl;

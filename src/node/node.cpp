@@ -12,6 +12,7 @@
 #include "peers/peer_supervisor.hpp"
 #include "jobs/job_actor.hpp"
 #include "node/node_context.hpp"
+#include "scheduler/tuned_coordinator.hpp"
 #include "util/log.hpp"
 
 namespace mpreg {
@@ -37,9 +38,17 @@ struct node::impl {
     : system(sys), ctx(std::make_shared<node_context>(sys, std::move(s))) {
     add_builtins(ctx->functions);
     front = system.spawn(front_behavior, ctx);
+    ctx->io = std::make_shared<transport::io_host>(
+      "mpreg.io", std::chrono::microseconds(ctx->config.io_spin_us));
+    // On the tuned scheduler, its first worker runs the loop between actors
+    // (scheduler/io_hosting.hpp); otherwise (or when it already runs another
+    // node's) the loop gets a thread of its own.
+    auto tuned = dynamic_cast<scheduler::tuned_coordinator*>(&system.scheduler());
+    ctx->io->start(tuned ? tuned->io_runner() : nullptr);
     ctx->link_transport = std::make_unique<transport::ws_client_endpoint>(
       transport::ws_client_options{ctx->config.max_message_size, std::chrono::milliseconds{1000},
-                                   std::chrono::microseconds(ctx->config.io_spin_us)});
+                                   std::chrono::microseconds(ctx->config.io_spin_us)},
+      ctx->io);
     // The cluster actors live as long as the node; sessions reach them
     // through the context, which never changes them.
     ctx->supervisor = spawn_peer_supervisor(system, ctx);
@@ -70,7 +79,9 @@ node::~node() {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   ctx.functions.on_add(nullptr);
   ctx.pool.stop();
-  ctx.link_transport.reset(); // closes what is left, joins its thread
+  ctx.link_transport->shutdown(); // closes the links while the loop runs
+  ctx.io->stop();                 // no handler runs after this
+  ctx.link_transport.reset();
 }
 
 void node::add_raw_function(std::string name, raw_function fn, function_options options) {

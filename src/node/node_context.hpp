@@ -15,6 +15,7 @@
 #include "peers/routing_table.hpp"
 #include "mpreg/settings.hpp"
 #include "registry/function_registry.hpp"
+#include "transport/io_host.hpp"
 #include "transport/ws_client.hpp"
 
 namespace mpreg {
@@ -28,7 +29,10 @@ struct node_context {
   function_registry functions;
   worker_pool pool;
   routing_table routes;             ///< peers and their functions (cluster)
-  /// Outgoing peer connections; created by start(), destroyed by stop().
+  /// The node's I/O loop: its listener and its peer links share it. Run by
+  /// the tuned scheduler's first worker when it can, else by "mpreg.io".
+  std::shared_ptr<transport::io_host> io;
+  /// Outgoing peer connections, on `io`; destroyed by ~node.
   std::unique_ptr<transport::ws_client_endpoint> link_transport;
   /// Cluster actors, set while the node runs (sessions hand messages to them).
   caf::actor supervisor;

@@ -22,6 +22,11 @@ void tune_actor_system(caf::actor_system_config& cfg) {
   // is most of a request's latency at low load; skipping that phase sends idle
   // workers straight to the condition variable, where an enqueue wakes them.
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  // CAF lets an actor run as long as its mailbox has messages. The first
+  // worker also runs the node's I/O loop (io_hosting.hpp): an actor that is
+  // fed as fast as it works would keep the sockets waiting. After this many
+  // messages it goes to the back of the queue, behind the I/O.
+  cfg.set("scheduler.max-throughput", std::size_t{64});
   // Work-stealing with fewer wake-ups: one per message from a non-actor
   // thread instead of two, and a worker loop without CAF's per-resume logger
   // bookkeeping (wake_once_stealing.hpp); none of the clock thread when an

@@ -1,9 +1,14 @@
-// CAF's work-stealing scheduler with two changes: a sleeping worker is woken
-// once per message from a non-actor thread, not twice; and the worker loop
-// no longer names each actor it runs for CAF's (disabled) logger.
+// CAF's work-stealing scheduler with three changes: a sleeping worker is
+// woken once per message from a non-actor thread, not twice; the worker loop
+// no longer names each actor it runs for CAF's (disabled) logger; and the
+// first worker can run a node's I/O loop when it has no actor to run
+// (io_hosting.hpp).
 #pragma once
 
+#include <chrono>
+#include <exception>
 #include <mutex>
+#include <thread>
 
 #include <caf/config.hpp>
 #include <caf/logger.hpp>
@@ -11,6 +16,10 @@
 #include <caf/resumable.hpp>
 #include <caf/scheduler/coordinator.hpp>
 #include <caf/scheduler/worker.hpp>
+
+#include "scheduler/io_hosting.hpp"
+#include "util/log.hpp"
+#include "util/thread_name.hpp"
 
 namespace mpreg::scheduler {
 
@@ -24,10 +33,21 @@ namespace mpreg::scheduler {
 /// `sleeping` and checks its queue under that mutex before it waits.
 class wake_once_stealing : public caf::policy::work_stealing {
 public:
+  struct coordinator_data : caf::policy::work_stealing::coordinator_data {
+    explicit coordinator_data(caf::scheduler::abstract_coordinator* p)
+      : caf::policy::work_stealing::coordinator_data(p) {}
+    io_hosting hosting;
+  };
+
   template <class Worker>
   void external_enqueue(Worker* self, caf::resumable* job) {
     auto& data = d(self);
     data.queue.append(job);
+    if (self->id() == 0) {
+      // Pairs with io_host::wait: the worker sees the job or gets woken.
+      if (auto h = self->parent()->data().hosting.hosted())
+        h->wake();
+    }
     bool sleeping;
     {
       std::lock_guard<std::mutex> guard(data.waitdata.lock);
@@ -36,6 +56,138 @@ public:
     if (sleeping)
       data.waitdata.cv.notify_one();
   }
+
+  /// The first worker runs the hosted loop while its queue is empty; the
+  /// others (and it, when nothing is hosted) wait as CAF's workers do.
+  template <class Worker>
+  caf::resumable* dequeue(Worker* self) {
+    if (self->id() == 0) {
+      auto& hosting = self->parent()->data().hosting;
+      auto h = hosting.hosted();
+      if (h != nullptr && !named_) {
+        util::name_this_thread("mpreg.io+actors");
+        named_ = true;
+      } else if (h == nullptr && named_) {
+        util::name_this_thread("caf.multiplexer"); // CAF's own name for its workers
+        named_ = false;
+      }
+      if (h != nullptr && hosting.enter(*h)) {
+        auto job = hosted_dequeue(self, hosting, *h);
+        hosting.leave();
+        if (job)
+          return job;
+      }
+      return first_worker_dequeue(self, hosting);
+    }
+    return caf::policy::work_stealing::dequeue(self);
+  }
+
+  template <class Worker>
+  void before_shutdown(Worker* self) {
+    if (self->id() == 0) {
+      // The worker ends before the node: its loop moves to a thread.
+      if (auto h = self->parent()->data().hosting.hosted())
+        h->to_own_thread();
+    }
+    caf::policy::work_stealing::before_shutdown(self);
+  }
+
+private:
+  // Jobs run between two looks at the sockets while actors stay busy: I/O
+  // must not starve behind a long queue.
+  static constexpr unsigned jobs_per_io_poll = 16;
+
+  template <class Worker>
+  caf::resumable* hosted_dequeue(Worker* self, io_hosting& hosting, transport::io_host& h) {
+    using clock = std::chrono::steady_clock;
+    auto& queue = d(self).queue;
+    auto last_work = clock::now();
+    for (;;) {
+      if (auto job = queue.take_head()) {
+        if (++jobs_since_poll_ >= jobs_per_io_poll) {
+          jobs_since_poll_ = 0;
+          guarded_io([&] { h.poll(); });
+        }
+        return job;
+      }
+      jobs_since_poll_ = 0;
+      if (hosting.hosted() != &h)
+        return nullptr; // released: back to CAF's wait
+      bool worked = false;
+      guarded_io([&] { worked = h.poll(); });
+      if (worked) {
+        last_work = clock::now();
+        continue;
+      }
+      // Like run_io: poll a little longer before sleeping, if asked to.
+      if (h.spin().count() > 0 && clock::now() - last_work < h.spin()) {
+        std::this_thread::yield();
+        continue;
+      }
+      guarded_io([&] {
+        h.wait([&] { return !queue.empty() || hosting.hosted() != &h; });
+      });
+    }
+  }
+
+  // CAF's dequeue (policy/work_stealing.hpp), except that its sleep also
+  // ends when a loop is handed to this worker: a job queued to wake it
+  // could be stolen by another worker, leaving this one asleep.
+  template <class Worker>
+  caf::resumable* first_worker_dequeue(Worker* self, io_hosting& hosting) {
+    auto& data = d(self);
+    auto& strategies = data.strategies;
+    for (size_t k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < strategies[k].attempts; i += strategies[k].step_size) {
+        if (auto job = data.queue.take_head())
+          return job;
+        if (hosting.hosted())
+          return dequeue(self);
+        if (i % strategies[k].steal_interval == 0)
+          if (auto job = try_steal(self))
+            return job;
+        if (strategies[k].sleep_duration.count() > 0)
+          std::this_thread::sleep_for(strategies[k].sleep_duration);
+      }
+    }
+    auto& relaxed = strategies[2];
+    auto& wait = data.waitdata;
+    for (size_t i = 1;; ++i) {
+      bool woken;
+      {
+        std::unique_lock<std::mutex> guard(wait.lock);
+        wait.sleeping = true;
+        woken = wait.cv.wait_for(guard, relaxed.sleep_duration, [&] {
+          return !data.queue.empty() || hosting.hosted() != nullptr;
+        });
+        wait.sleeping = false;
+      }
+      if (hosting.hosted())
+        return dequeue(self);
+      caf::resumable* job = nullptr;
+      if (woken)
+        job = data.queue.take_head();
+      else if (i % relaxed.steal_interval == 0)
+        job = try_steal(self);
+      if (job)
+        return job;
+    }
+  }
+
+  // A throwing handler must not end the worker: log it and keep serving.
+  template <class F>
+  static void guarded_io(F&& f) noexcept {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      MPREG_LOG(error, "I/O loop: " << e.what());
+    } catch (...) {
+      MPREG_LOG(error, "I/O loop: unknown exception");
+    }
+  }
+
+  unsigned jobs_since_poll_ = 0; // first worker only
+  bool named_ = false;           // first worker only
 };
 
 } // namespace mpreg::scheduler

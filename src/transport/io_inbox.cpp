@@ -49,13 +49,17 @@ bool io_inbox::push(std::function<void()> fn) {
     queued_.store(true, std::memory_order_relaxed);
   }
   // Pairs with about_to_sleep: either the I/O thread sees this item before it
-  // sleeps, or this sees it sleeping and wakes it. One poster's write is
-  // enough until the thread is awake again.
+  // sleeps, or this sees it sleeping and wakes it.
+  wake();
+  return true;
+}
+
+void io_inbox::wake() {
+  // One write is enough until the thread is awake again.
   if (sleeping_.exchange(false, std::memory_order_seq_cst)) {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
   }
-  return true;
 }
 
 bool io_inbox::drain() {

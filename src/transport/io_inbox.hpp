@@ -44,6 +44,9 @@ public:
   bool about_to_sleep();
   /// The thread is awake again.
   void awake() { sleeping_.store(false, std::memory_order_seq_cst); }
+  /// Any thread: wakes the I/O thread if it sleeps, for work that arrived
+  /// elsewhere (a scheduler queue). No system call when it does not sleep.
+  void wake();
   /// Refuses further pushes, runs what is queued, then stops waiting on the
   /// eventfd (so the io_context can run out of work). Also called once the
   /// I/O thread has ended (a forced stop): what it left then runs on the

@@ -1,9 +1,7 @@
 // The one client-side websocketpp translation unit (see ws_client.hpp).
 #include "transport/ws_client.hpp"
-#include "transport/io_inbox.hpp"
-#include "transport/io_loop.hpp"
+#include "transport/io_host.hpp"
 #include "transport/ws_payload.hpp"
-#include "util/thread_name.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -62,14 +60,18 @@ class asio_timer;
 } // namespace
 
 struct ws_client_endpoint::core {
-  explicit core(ws_client_options o) : opts(o) {}
+  core(ws_client_options o, std::shared_ptr<io_host> h)
+    : opts(o), host(std::move(h)), own_host(!host) {
+    if (own_host)
+      host = std::make_shared<io_host>("mpreg.wsclient", opts.io_spin);
+  }
 
   ws_client_options opts;
+  // Declared before ep, destroyed after it: ep's sockets belong to its loop.
+  // Sends and closes from other threads go through its inbox (io_inbox.hpp).
+  std::shared_ptr<io_host> host;
+  bool own_host;
   ws_endpoint ep;
-  // Sends and closes from other threads (io_inbox.hpp); set before the thread starts.
-  std::unique_ptr<io_inbox> inbox;
-  std::thread thread;
-  std::atomic<std::thread::id> thread_id{};
 
   std::mutex m;
   std::condition_variable cv;
@@ -81,7 +83,7 @@ struct ws_client_endpoint::core {
   std::mutex timers_m;
   std::unordered_set<asio_timer*> timers;
 
-  asio::io_service& io() { return ep.get_io_service(); }
+  asio::io_service& io() { return host->io(); }
 
   void start(const std::shared_ptr<ws_connection::state>& st, std::chrono::milliseconds timeout);
   void report(const std::shared_ptr<ws_connection::state>& st, const std::string& reason);
@@ -299,7 +301,7 @@ bool ws_connection::send(std::string frame) {
   // The inbox belongs to the core and runs only while it exists: a raw
   // pointer is enough. A connection that ends before the frame is written
   // reports on_close as usual.
-  return c->inbox->push([cp = c.get(), hdl = std::move(hdl), header = std::move(header),
+  return c->host->inbox().push([cp = c.get(), hdl = std::move(hdl), header = std::move(header),
                          frame = std::move(frame)]() mutable {
     websocketpp::lib::error_code ec;
     auto con = cp->ep.get_con_from_hdl(hdl, ec);
@@ -322,7 +324,7 @@ void ws_connection::close(std::string reason) {
   if (!c)
     return;
   // Through the inbox, so frames sent before the close go out before it.
-  c->inbox->push([cp = c.get(), st = s_, reason = std::move(reason)] {
+  c->host->inbox().push([cp = c.get(), st = s_, reason = std::move(reason)] {
     if (st->reported)
       return;
     websocketpp::connection_hdl hdl;
@@ -417,57 +419,51 @@ private:
 
 // ---- ws_client_endpoint ----
 
-ws_client_endpoint::ws_client_endpoint(ws_client_options options)
-  : core_(std::make_shared<core>(options)) {
+ws_client_endpoint::ws_client_endpoint(ws_client_options options,
+                                       std::shared_ptr<io_host> host)
+  : core_(std::make_shared<core>(options, std::move(host))) {
   auto& ep = core_->ep;
   ep.clear_access_channels(websocketpp::log::alevel::all);
   ep.clear_error_channels(websocketpp::log::elevel::all);
-  ep.init_asio();
+  ep.init_asio(&core_->host->io());
   ep.set_max_message_size(options.max_message_size);
   ep.set_close_handshake_timeout(static_cast<long>(options.close_handshake_timeout.count()));
   ep.start_perpetual();
-  core_->inbox = std::make_unique<io_inbox>(ep.get_io_service());
-  core* c = core_.get();
-  std::promise<void> started;
-  auto ready = started.get_future();
-  c->thread = std::thread([c, spin = options.io_spin, started = std::move(started)]() mutable {
-    c->thread_id = std::this_thread::get_id();
-    util::name_this_thread("mpreg.wsclient");
-    started.set_value();
-    for (;;) {
-      try {
-        run_io(c->ep.get_io_service(), *c->inbox, spin);
-        return;
-      } catch (...) {
-        // A throwing handler must not end the I/O thread; keep serving.
-      }
-    }
-  });
-  ready.wait();
+  if (core_->own_host)
+    core_->host->start();
 }
 
-ws_client_endpoint::~ws_client_endpoint() {
+void ws_client_endpoint::shutdown() {
   core* c = core_.get();
   {
     std::lock_guard<std::mutex> lock(c->m);
+    if (c->stopping)
+      return;
     c->stopping = true;
   }
-  asio::post(c->io(), [c] {
-    c->inbox->close(); // what was handed over goes out first
+  // The wait below needs the loop running elsewhere.
+  if (c->host->on_loop_thread())
+    c->host->to_own_thread();
+  // Through the inbox: what was handed over goes out first.
+  bool queued = c->host->inbox().push([c] {
     c->shutdown_connections();
     c->ep.stop_perpetual();
   });
-  {
-    std::unique_lock<std::mutex> lock(c->m);
-    c->cv.wait_for(lock, c->opts.close_handshake_timeout + std::chrono::seconds(1),
-                   [c] { return c->live.empty(); });
-  }
-  // Pending timers and abandoned attempts would keep run() going: stop it.
-  c->ep.stop();
-  if (c->thread.joinable())
-    c->thread.join();
-  c->inbox->close(); // ep.stop() may have left work unrun: run it here
-  // Whatever did not finish its close is reported now (the thread is gone,
+  if (!queued)
+    return; // the loop has ended already
+  std::unique_lock<std::mutex> lock(c->m);
+  c->cv.wait_for(lock, c->opts.close_handshake_timeout + std::chrono::seconds(1),
+                 [c] { return c->live.empty(); });
+}
+
+ws_client_endpoint::~ws_client_endpoint() {
+  shutdown();
+  core* c = core_.get();
+  // The loop ends before the endpoint does: websocketpp's pending handlers
+  // (a connect, a resolve, an abandoned attempt) point into it. What the
+  // loop did not run is dropped with the io_context, never run.
+  c->host->stop();
+  // Whatever did not finish its close is reported now (the loop is gone,
   // so these callbacks run here, one at a time).
   std::vector<std::shared_ptr<ws_connection::state>> rest;
   {
@@ -522,7 +518,7 @@ ws_timer_ptr ws_client_endpoint::run_after(std::chrono::milliseconds delay,
 }
 
 bool ws_client_endpoint::on_endpoint_thread() const {
-  return std::this_thread::get_id() == core_->thread_id.load();
+  return core_->host->on_loop_thread();
 }
 
 } // namespace mpreg::transport

@@ -17,6 +17,8 @@
 
 namespace mpreg::transport {
 
+class io_host;
+
 /// What a connection reports. Set what you need; unset handlers are skipped.
 struct ws_handlers {
   /// The WebSocket handshake completed; send() works from now on.
@@ -35,7 +37,8 @@ struct ws_client_options {
   std::size_t max_message_size = 64u * 1024u * 1024u;
   /// How long a close handshake may take before the socket is dropped.
   std::chrono::milliseconds close_handshake_timeout{1000};
-  /// How long the I/O thread polls before it sleeps (see run_io); 0: never.
+  /// How long an I/O thread of the endpoint's own polls before it sleeps
+  /// (see run_io); 0: never.
   std::chrono::microseconds io_spin{0};
 };
 
@@ -78,13 +81,15 @@ public:
 
 using ws_timer_ptr = std::shared_ptr<ws_timer>;
 
-/// The endpoint: owns the I/O thread and every connection opened from it.
+/// The endpoint: every connection opened from it, on an I/O loop of its own
+/// (a thread) or on `host`, a loop it shares (a node's).
 class ws_client_endpoint {
 public:
-  explicit ws_client_endpoint(ws_client_options options = {});
-  /// Closes every connection (each gets on_close), stops and joins the I/O
-  /// thread. Bounded: after about close_handshake_timeout + 1 s whatever is
-  /// still open is dropped.
+  explicit ws_client_endpoint(ws_client_options options = {},
+                              std::shared_ptr<io_host> host = nullptr);
+  /// shutdown(), then ends the loop (a shared one too: it must outlive
+  /// every other user of that loop) and reports what is left. Every
+  /// connection gets its on_close.
   ~ws_client_endpoint();
   ws_client_endpoint(const ws_client_endpoint&) = delete;
   ws_client_endpoint& operator=(const ws_client_endpoint&) = delete;
@@ -94,6 +99,10 @@ public:
   /// when it is not open within connect_timeout).
   ws_connection_ptr connect(const std::string& url, ws_handlers handlers,
                             std::chrono::milliseconds connect_timeout = std::chrono::seconds(5));
+
+  /// Closes every connection and refuses new ones; the loop keeps running.
+  /// Bounded: waits at most about close_handshake_timeout + 1 s. Idempotent.
+  void shutdown();
 
   /// Runs fn on the endpoint thread.
   void post(std::function<void()> fn);

@@ -920,9 +920,11 @@ TEST_CASE("e2e: the node's threads are named after their job") {
     names.insert(name);
   }
   CAPTURE(names.size());
-  CHECK(names.count("mpreg.listen") == 1);   // the WebSocket listener's I/O
-  CHECK(names.count("mpreg.wsclient") == 1); // the peer links' I/O
-  CHECK(names.count("mpreg.pool") == 1);     // registered functions
+  // mpreg-node's first scheduler worker runs the listener's and the peer
+  // links' I/O loop between actors: no I/O thread of its own.
+  CHECK(names.count("mpreg.io+actors") == 1);
+  CHECK(names.count("mpreg.io") == 0);
+  CHECK(names.count("mpreg.pool") == 1); // registered functions
 }
 
 // ------------------------------------------------------------------ lifecycle

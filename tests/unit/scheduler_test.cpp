@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -12,6 +13,9 @@
 
 #include "mpreg/node.hpp"
 #include "scheduler/tuned_coordinator.hpp"
+#include "transport/io_host.hpp"
+
+#include <pthread.h>
 
 using namespace std::chrono_literals;
 
@@ -168,4 +172,131 @@ TEST_CASE("timeouts still fire under the tuned scheduler") {
     std::sort(got.begin(), got.end());
     CHECK(got == std::vector<std::string>{"delayed", "idle"});
   }
+}
+
+// ---------------------------------------------------------- the hosted loop
+
+namespace {
+
+std::string this_thread_name() {
+  char buf[16] = {};
+  pthread_getname_np(pthread_self(), buf, sizeof buf);
+  return buf;
+}
+
+// Runs fn on `h`'s loop and returns the name of the thread it ran on ("" when
+// the loop did not run it within 20 s).
+std::string loop_thread_name(mpreg::transport::io_host& h) {
+  std::promise<std::string> name;
+  auto got = name.get_future();
+  if (!h.inbox().push([&name] { name.set_value(this_thread_name()); }))
+    return "";
+  if (got.wait_for(20s) != std::future_status::ready)
+    return "";
+  return got.get();
+}
+
+caf::actor_system_config& tuned(caf::actor_system_config& cfg, std::size_t workers) {
+  mpreg::tune_actor_system(cfg);
+  cfg.set("scheduler.max-threads", workers);
+  // A lost wake-up would leave work waiting for a minute, far beyond the waits here.
+  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::minutes(1)});
+  return cfg;
+}
+
+mpreg::transport::loop_runner* runner_of(caf::actor_system& sys) {
+  return dynamic_cast<mpreg::scheduler::tuned_coordinator&>(sys.scheduler()).io_runner();
+}
+
+} // namespace
+
+TEST_CASE("the first worker runs one hosted loop; another loop gets a thread") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{tuned(cfg, 2)};
+  mpreg::transport::io_host a{"test.a", 0us}, b{"test.b", 0us};
+  a.start(runner_of(sys));
+  b.start(runner_of(sys)); // the worker is taken
+  CHECK(a.hosted());
+  CHECK_FALSE(b.hosted());
+  CHECK(loop_thread_name(a) == "mpreg.io+actors");
+  CHECK(loop_thread_name(b) == "test.b");
+  // Moved off the worker (a node stopping), it runs on a thread of its own.
+  a.to_own_thread();
+  CHECK_FALSE(a.hosted());
+  CHECK(loop_thread_name(a) == "test.a");
+  a.stop();
+  CHECK_FALSE(a.inbox().push([] {}));
+  // The worker is free again, and CAF's name is back once it runs a job.
+  mpreg::transport::io_host c{"test.c", 0us};
+  c.start(runner_of(sys));
+  CHECK(c.hosted());
+  CHECK(loop_thread_name(c) == "mpreg.io+actors");
+}
+
+TEST_CASE("a worker that hosts the loop wakes for actors and for I/O alike") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{tuned(cfg, 1)}; // one worker: every actor shares it with the loop
+  mpreg::transport::io_host h{"test.io", 0us};
+  h.start(runner_of(sys));
+  REQUIRE(h.hosted());
+  counted c;
+  auto target = sys.spawn(counter, &c);
+
+  SUBCASE("messages from another thread, each after the worker went to sleep in epoll") {
+    for (int i = 1; i <= 2000; ++i) {
+      if (i % 100 == 0)
+        std::this_thread::sleep_for(1ms);
+      caf::anon_send(target, i);
+      REQUIRE_MESSAGE(c.wait_for_count(i), "message " << i << " was not delivered");
+    }
+  }
+  SUBCASE("work handed to the loop from another thread, between messages") {
+    for (int i = 1; i <= 2000; ++i) {
+      std::promise<void> ran;
+      REQUIRE(h.inbox().push([&ran] { ran.set_value(); }));
+      REQUIRE(ran.get_future().wait_for(20s) == std::future_status::ready);
+      caf::anon_send(target, i);
+      REQUIRE(c.wait_for_count(i));
+    }
+  }
+  SUBCASE("a busy actor does not starve the loop") {
+    // An actor that keeps sending itself messages never empties the queue.
+    std::atomic<bool> stop{false};
+    auto busy = sys.spawn([&stop](caf::event_based_actor* s) -> caf::behavior {
+      s->send(s, 0);
+      return {[s, &stop](int) {
+        if (!stop)
+          s->send(s, 0);
+      }};
+    });
+    for (int i = 0; i < 100; ++i) {
+      std::promise<void> ran;
+      REQUIRE(h.inbox().push([&ran] { ran.set_value(); }));
+      REQUIRE(ran.get_future().wait_for(20s) == std::future_status::ready);
+    }
+    stop = true;
+    caf::anon_send_exit(busy, caf::exit_reason::user_shutdown);
+  }
+  // Taken back from another thread while the worker sleeps in epoll: prompt.
+  std::this_thread::sleep_for(5ms);
+  auto t0 = std::chrono::steady_clock::now();
+  h.stop();
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  caf::anon_send(target, 0);
+  CHECK(c.wait_for_count(c.seen + 1)); // the worker still runs actors
+  caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a hosted loop outlives the actor system on a thread of its own") {
+  auto h = std::make_unique<mpreg::transport::io_host>("test.after", 0us);
+  {
+    caf::actor_system_config cfg;
+    caf::actor_system sys{tuned(cfg, 1)};
+    h->start(runner_of(sys));
+    CHECK(h->hosted());
+    CHECK(loop_thread_name(*h) == "mpreg.io+actors");
+  } // the worker ends first
+  CHECK_FALSE(h->hosted());
+  CHECK(loop_thread_name(*h) == "test.after");
+  h->stop();
 }

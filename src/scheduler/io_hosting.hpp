@@ -1,0 +1,90 @@
+// The tuned scheduler's first worker as a node's I/O thread: it runs the
+// node's Asio loop whenever it has no actor to run.
+//
+// Why: with the loop on a thread of its own, every request crossed threads
+// twice per node (socket thread -> actor thread -> socket thread), and a
+// forwarded call four times more. Each crossing is a wake-up through the
+// kernel; at one request in flight those wake-ups and their context
+// switches were most of the CPU a request cost. With the loop on the worker,
+// a frame read there is handled by actors queued there and answered there:
+// no crossing at all on a 2-core machine (one worker). With more workers,
+// actors still spread over all of them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "transport/io_host.hpp"
+
+namespace mpreg::scheduler {
+
+/// What the coordinator keeps about the loop its first worker runs.
+class io_hosting final : public transport::loop_runner {
+public:
+  /// Set once the workers exist: wakes the first worker if it sleeps.
+  void set_wake_worker(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(m_);
+    wake_worker_ = std::move(fn);
+  }
+
+  bool host(transport::io_host& h) override {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (hosted_.load() || !wake_worker_)
+        return false;
+      hosted_.store(&h, std::memory_order_release);
+    }
+    wake_worker_(); // it may be asleep in its wait for jobs
+    return true;
+  }
+
+  void release(transport::io_host& h) override {
+    std::unique_lock<std::mutex> lock(m_);
+    if (hosted_.load() != &h)
+      return;
+    hosted_.store(nullptr, std::memory_order_release);
+    // On the worker's own thread it is between two jobs, not in the loop.
+    if (std::this_thread::get_id() != worker_thread_) {
+      h.wake();
+      cv_.wait(lock, [this] { return !in_loop_; });
+    }
+    h.leave_loop();
+  }
+
+  // ---- the first worker ----
+
+  transport::io_host* hosted() const { return hosted_.load(std::memory_order_acquire); }
+
+  /// Before the worker touches `h`: false when it was released meanwhile.
+  bool enter(transport::io_host& h) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (hosted_.load() != &h)
+      return false;
+    in_loop_ = true;
+    worker_thread_ = std::this_thread::get_id();
+    h.enter_loop();
+    return true;
+  }
+
+  /// After it: a release waiting for the worker may go on.
+  void leave() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      in_loop_ = false;
+    }
+    cv_.notify_all();
+  }
+
+private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::atomic<transport::io_host*> hosted_{nullptr};
+  bool in_loop_ = false;             // guarded by m_
+  std::thread::id worker_thread_{};  // guarded by m_
+  std::function<void()> wake_worker_; // guarded by m_
+};
+
+} // namespace mpreg::scheduler

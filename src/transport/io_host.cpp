@@ -1,0 +1,115 @@
+#include "transport/io_host.hpp"
+
+#include <atomic>
+#include <exception>
+#include <utility>
+
+#include "transport/io_loop.hpp"
+#include "util/log.hpp"
+#include "util/thread_name.hpp"
+
+namespace mpreg::transport {
+
+io_host::io_host(std::string thread_name, std::chrono::microseconds spin)
+  : inbox_(io_), thread_name_(std::move(thread_name)), spin_(spin) {}
+
+io_host::~io_host() {
+  stop();
+}
+
+void io_host::start(loop_runner* runner) {
+  std::lock_guard<std::mutex> lock(m_);
+  if (stopping_ || runner_ || thread_.joinable())
+    return;
+  if (runner && runner->host(*this)) {
+    runner_ = runner;
+    hosted_ = true;
+    return;
+  }
+  thread_ = std::thread([this] { run_own_thread(); });
+}
+
+void io_host::to_own_thread() {
+  std::lock_guard<std::mutex> lock(m_);
+  if (stopping_ || !runner_)
+    return;
+  runner_->release(*this);
+  runner_ = nullptr;
+  hosted_ = false;
+  thread_ = std::thread([this] { run_own_thread(); });
+}
+
+void io_host::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    if (stopping_.exchange(true))
+      return;
+    if (runner_) {
+      runner_->release(*this);
+      runner_ = nullptr;
+      hosted_ = false;
+    }
+    io_.stop();
+    if (thread_.joinable()) {
+      if (thread_.get_id() == std::this_thread::get_id()) {
+        // Only a bug gets here (the last owner let go inside a handler):
+        // the thread ends after this handler, on an io_context that still
+        // exists until this object is gone.
+        MPREG_LOG(error, "I/O loop stopped from its own thread");
+        thread_.detach();
+      } else {
+        thread_.join();
+      }
+    }
+  }
+  // What was handed over and never ran holds its connection: run it here
+  // (its writes go nowhere) so that everything it holds is released.
+  inbox_.close();
+}
+
+bool io_host::poll() {
+  bool ran = inbox_.drain();
+  if (io_.stopped()) {
+    if (stopping_)
+      return ran;
+    io_.restart(); // ran out of work for a moment; the inbox re-arms it
+  }
+  if (io_.poll() > 0)
+    ran = true;
+  return ran;
+}
+
+void io_host::wait(const std::function<bool()>& has_other_work) {
+  if (!inbox_.about_to_sleep())
+    return; // inbox work is queued
+  // Pairs with the fence in wake()'s exchange: either the other thread sees
+  // this loop sleeping and writes the eventfd, or this sees its work.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (has_other_work() || stopping_) {
+    inbox_.awake();
+    return;
+  }
+  if (io_.stopped())
+    io_.restart();
+  io_.run_one();
+  inbox_.awake();
+}
+
+void io_host::run_own_thread() {
+  util::name_this_thread(thread_name_.c_str());
+  enter_loop();
+  for (;;) {
+    try {
+      run_io(io_, inbox_, spin_);
+      break;
+    } catch (const std::exception& e) {
+      // A handler threw: log and keep serving everyone else.
+      MPREG_LOG(error, "I/O loop: " << e.what());
+    } catch (...) {
+      MPREG_LOG(error, "I/O loop: unknown exception");
+    }
+  }
+  leave_loop();
+}
+
+} // namespace mpreg::transport
