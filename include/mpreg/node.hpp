@@ -38,17 +38,24 @@ namespace mpreg {
 /// Sets up `cfg` the way mpreg-node runs its actors; call it before the
 /// actor_system is made from `cfg`. Optional: a node works in any actor
 /// system, this only makes it faster.
-///  - Actors get cores − 1 scheduler threads (at least 1): the WebSocket I/O
-///    thread gets a core of its own.
+///  - Actors get cores − 1 scheduler threads (at least 1).
 ///  - An idle scheduler thread sleeps at once on its condition variable
 ///    instead of polling 500 times with 50 µs sleeps (which a message
 ///    arriving in between has to wait out).
-///  - The scheduler is CAF's work-stealing one, changed to wake a sleeping
-///    thread once per message from a non-actor thread rather than twice,
-///    to leave the clock thread asleep when an actor that never set a
-///    timeout exits, and not to name each actor it runs for CAF's logger
-///    (a dynamic_cast per resume, paid even with CAF's logging off).
-/// Settings you make on `cfg` afterwards win over the first two.
+///  - An actor yields its thread after 64 messages in a row (CAF's default
+///    is never), so it cannot hold the node's I/O back (below).
+///  - The scheduler is CAF's work-stealing one, changed so that its first
+///    thread runs the WebSocket I/O of the first node started in this
+///    system between actors: a small request then crosses no thread on its
+///    way through the node. Keep actors of your own that block off it (as
+///    you would on any CAF scheduler thread): while one blocks, that node's
+///    sockets wait. Also changed to wake a sleeping thread once per message
+///    from a non-actor thread rather than twice, to leave the clock thread
+///    asleep when an actor that never set a timeout exits, and not to name
+///    each actor it runs for CAF's logger (a dynamic_cast per resume, paid
+///    even with CAF's logging off).
+/// Settings you make on `cfg` afterwards win over the first three. Without
+/// this call a node runs its I/O on a thread of its own.
 void tune_actor_system(caf::actor_system_config& cfg);
 
 /// The node's in-process interface: send an mpreg::request, receive exactly

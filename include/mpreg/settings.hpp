@@ -21,7 +21,7 @@ struct settings {
   std::size_t max_message_size = 64u << 20; ///< largest frame / result, in bytes
   double reconnect_max_backoff = 30.0;      ///< cap of the peer-link reconnect backoff, seconds
   std::size_t worker_threads = 0;           ///< function pool size; 0: 2 x hardware threads (min 4)
-  /// Microseconds an I/O thread keeps polling after work before it sleeps:
+  /// Microseconds the node's I/O loop keeps polling after work before it sleeps:
   /// lower latency for a little CPU; 0 sleeps at once.
   unsigned io_spin_us = 50;
 };

@@ -242,7 +242,7 @@ constexpr flag_spec flag_table[] = {
   {flag_id::log_level, "log-level", 0, "LEVEL", "log level on stderr: error|warn|info|debug|trace"},
   {flag_id::workers, "workers", 0, "N", "function worker threads, 0..1024; 0 = 2 x hardware threads, at least 4"},
   {flag_id::io_spin_us, "io-spin-us", 0, "MICROSECONDS",
-   "how long I/O threads poll after work before they sleep, 0..100000; 0 sleeps at once"},
+   "how long the I/O loop polls after work before it sleeps, 0..100000; 0 sleeps at once"},
   {flag_id::help, "help", 'h', "", "print this help and exit"},
   {flag_id::version, "version", 'V', "", "print the version and exit"},
 };

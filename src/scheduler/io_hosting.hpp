@@ -45,13 +45,26 @@ public:
     std::unique_lock<std::mutex> lock(m_);
     if (hosted_.load() != &h)
       return;
-    hosted_.store(nullptr, std::memory_order_release);
+    hosted_.store(nullptr, std::memory_order_seq_cst);
+    // An enqueuer that read the old pointer may still be waking it.
+    while (waking_.load(std::memory_order_seq_cst) != 0)
+      std::this_thread::yield();
     // On the worker's own thread it is between two jobs, not in the loop.
     if (std::this_thread::get_id() != worker_thread_) {
       h.wake();
       cv_.wait(lock, [this] { return !in_loop_; });
     }
     h.leave_loop();
+  }
+
+  /// Any thread, after queueing a job to the first worker: wakes it if it
+  /// sleeps in the hosted loop. Safe against a concurrent release (which
+  /// waits for it), so the loop it wakes is never gone.
+  void wake_if_hosted() {
+    waking_.fetch_add(1, std::memory_order_seq_cst);
+    if (auto h = hosted_.load(std::memory_order_seq_cst))
+      h->wake();
+    waking_.fetch_sub(1, std::memory_order_seq_cst);
   }
 
   // ---- the first worker ----
@@ -82,6 +95,7 @@ private:
   std::mutex m_;
   std::condition_variable cv_;
   std::atomic<transport::io_host*> hosted_{nullptr};
+  std::atomic<int> waking_{0}; // wake_if_hosted calls under way
   bool in_loop_ = false;             // guarded by m_
   std::thread::id worker_thread_{};  // guarded by m_
   std::function<void()> wake_worker_; // guarded by m_

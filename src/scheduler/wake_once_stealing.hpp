@@ -43,11 +43,8 @@ public:
   void external_enqueue(Worker* self, caf::resumable* job) {
     auto& data = d(self);
     data.queue.append(job);
-    if (self->id() == 0) {
-      // Pairs with io_host::wait: the worker sees the job or gets woken.
-      if (auto h = self->parent()->data().hosting.hosted())
-        h->wake();
-    }
+    if (self->id() == 0) // pairs with io_host::wait: it sees the job or is woken
+      self->parent()->data().hosting.wake_if_hosted();
     bool sleeping;
     {
       std::lock_guard<std::mutex> guard(data.waitdata.lock);

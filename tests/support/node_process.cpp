@@ -14,6 +14,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -338,10 +341,36 @@ int node_process::wait(std::chrono::milliseconds deadline) {
   return impl_->wait_until(clock::now() + deadline);
 }
 
+namespace {
+// True when every thread of `pid` is stopped (state T in /proc/PID/task/*/stat).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  auto dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')'); // the name may hold spaces and parentheses
+    if (close == std::string::npos || close + 2 >= stat.size())
+      return false;
+    char state = stat[close + 2];
+    if (state != 'T' && state != 't')
+      return false;
+  }
+  return !ec;
+}
+} // namespace
+
 bool node_process::signal(int sig) {
   if (impl_->poll_exit())
     return false;
-  return ::kill(impl_->pid, sig) == 0;
+  if (::kill(impl_->pid, sig) != 0)
+    return false;
+  if (sig == SIGSTOP) {
+    auto deadline = clock::now() + std::chrono::seconds(5);
+    while (!all_threads_stopped(impl_->pid) && clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 std::string node_process::stderr_text(std::size_t max) const {

@@ -80,6 +80,9 @@ public:
   /// code, or -1 when it is still running.
   int wait(std::chrono::milliseconds deadline);
   /// Sends any signal (e.g. SIGSTOP to freeze a node); false when gone.
+  /// SIGSTOP returns once every thread of the child is stopped (bounded,
+  /// 5 s): kill() only queues it, and a thread running on another core may
+  /// still answer a frame sent right after.
   bool signal(int sig);
 
   /// The child's stderr so far (empty when inherited); at most `max` bytes
