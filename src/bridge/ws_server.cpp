@@ -10,6 +10,7 @@
 
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
+#include <asio/post.hpp>
 
 #include "transport/io_host.hpp"
 #include "transport/ws_payload.hpp"
@@ -54,8 +55,10 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   // How stop() learns that the loop has closed everything.
   std::mutex stop_m;
   std::condition_variable stop_cv;
-  std::size_t open_count = 0; // guarded by stop_m (mirrors open.size())
-  bool fenced = false;        // guarded by stop_m
+  std::size_t open_count = 0;   // guarded by stop_m (mirrors open.size())
+  bool accept_ended = false;    // guarded by stop_m
+  bool fenced = false;          // guarded by stop_m
+  bool stopping = false;        // loop thread only: refuse handshakes that finish now
   // Touched on the I/O thread only.
   std::unordered_map<std::uint64_t, websocketpp::connection_hdl> open;
   std::uint64_t next_id = 1;
@@ -88,6 +91,18 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
       open_count = n;
     }
     stop_cv.notify_all();
+  }
+
+  // Loop thread: sets `flag` once every handler queued before this call has
+  // run (asio runs its queue in order; a cancelled accept is queued at once).
+  void fence(bool impl::*flag) {
+    asio::post(host->io(), [self = shared_from_this(), flag] {
+      {
+        std::lock_guard<std::mutex> lock(self->stop_m);
+        (*self).*flag = true;
+      }
+      self->stop_cv.notify_all();
+    });
   }
 
   // Runs `fn` on the loop and waits (at most `limit`) until `done` holds.
@@ -237,6 +252,11 @@ ws_server::ws_server(std::shared_ptr<transport::io_host> host, server_events eve
     auto [self, con] = lookup(weak, hdl);
     if (!con)
       return;
+    if (self->stopping) { // its handshake ended after stop() began
+      websocketpp::lib::error_code ec;
+      con->close(websocketpp::close::status::going_away, "node stopping", ec);
+      return;
+    }
     // Small frames and latency matter: no Nagle delay. (The socket-init
     // handler runs before the socket is open, so it is set here.)
     asio::error_code nodelay_ec;
@@ -325,15 +345,17 @@ void ws_server::stop(std::chrono::milliseconds grace) {
   // are ahead of this in the inbox, so they go out before the close frames.
   bool closed = self->on_loop_until(
     [self] {
+      self->stopping = true;
       websocketpp::lib::error_code ec;
       self->endpoint.stop_listening(ec);
+      self->fence(&impl::accept_ended); // behind the cancelled accept
       for (auto& [id, hdl] : self->open) {
         auto con = self->endpoint.get_con_from_hdl(hdl, ec);
         if (!ec)
           con->close(websocketpp::close::status::going_away, "node stopping", ec);
       }
     },
-    [&] { return self->open_count == 0; }, grace);
+    [&] { return self->open_count == 0 && self->accept_ended; }, grace);
   if (!closed && self->host->running()) {
     MPREG_LOG(warn, "websocket connections did not close within " << grace.count()
                                                                   << " ms; dropping them");
@@ -349,17 +371,11 @@ void ws_server::stop(std::chrono::milliseconds grace) {
       },
       [&] { return self->open_count == 0; }, std::chrono::seconds(1));
   }
-  // What the closes left queued (the cancelled accept among it) has run once
-  // this has: nothing of the loop touches the endpoint after it.
-  self->on_loop_until(
-    [self] {
-      {
-        std::lock_guard<std::mutex> lock(self->stop_m);
-        self->fenced = true;
-      }
-      self->stop_cv.notify_all();
-    },
-    [&] { return self->fenced; }, std::chrono::seconds(1));
+  // What the closes left queued has run once this has: no handler of the
+  // endpoint's own (accept) is pending after it. Connections still open
+  // (a handshake refused above, one dropped late) hold what they use.
+  self->on_loop_until([self] { self->fence(&impl::fenced); }, [&] { return self->fenced; },
+                      std::chrono::seconds(1));
 }
 
 } // namespace mpreg::bridge

@@ -33,7 +33,7 @@ public:
   bool host(transport::io_host& h) override {
     {
       std::lock_guard<std::mutex> lock(m_);
-      if (hosted_.load() || !wake_worker_)
+      if (hosted_.load() || !wake_worker_ || closed_)
         return false;
       hosted_.store(&h, std::memory_order_release);
     }
@@ -82,6 +82,14 @@ public:
     return true;
   }
 
+  /// The worker is ending (the actor system stops): it hosts nothing more.
+  /// Returns what it hosted, if anything, for the caller to move elsewhere.
+  transport::io_host* close() {
+    std::lock_guard<std::mutex> lock(m_);
+    closed_ = true;
+    return hosted_.load();
+  }
+
   /// After it: a release waiting for the worker may go on.
   void leave() {
     {
@@ -97,6 +105,7 @@ private:
   std::atomic<transport::io_host*> hosted_{nullptr};
   std::atomic<int> waking_{0}; // wake_if_hosted calls under way
   bool in_loop_ = false;             // guarded by m_
+  bool closed_ = false;              // guarded by m_
   std::thread::id worker_thread_{};  // guarded by m_
   std::function<void()> wake_worker_; // guarded by m_
 };

@@ -83,7 +83,7 @@ public:
   void before_shutdown(Worker* self) {
     if (self->id() == 0) {
       // The worker ends before the node: its loop moves to a thread.
-      if (auto h = self->parent()->data().hosting.hosted())
+      if (auto h = self->parent()->data().hosting.close())
         h->to_own_thread();
     }
     caf::policy::work_stealing::before_shutdown(self);

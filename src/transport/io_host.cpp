@@ -74,7 +74,9 @@ bool io_host::poll() {
       return ran;
     io_.restart(); // ran out of work for a moment; the inbox re-arms it
   }
-  if (io_.poll() > 0)
+  // Bounded: asio's poll() goes on while new operations become ready, which
+  // under load could keep the actors queued behind it waiting.
+  for (int n = 0; n < max_handlers_per_poll && io_.poll_one() > 0; ++n)
     ran = true;
   return ran;
 }

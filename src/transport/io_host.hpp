@@ -72,8 +72,8 @@ public:
   /// The runner's thread takes (or gives up) the loop.
   void enter_loop() { loop_thread_ = std::this_thread::get_id(); }
   void leave_loop() { loop_thread_ = std::thread::id{}; }
-  /// Runs ready handlers and queued inbox work, without blocking; true when
-  /// anything ran.
+  /// Runs queued inbox work and up to max_handlers_per_poll ready handlers,
+  /// without blocking; true when anything ran.
   bool poll();
   /// Blocks in epoll until I/O, inbox work or wake(); returns at once when
   /// `has_other_work` is true once the loop has said it sleeps (checked
@@ -81,6 +81,8 @@ public:
   void wait(const std::function<bool()>& has_other_work);
   /// Any thread: ends a wait() (cheap when the loop is not waiting).
   void wake() { inbox_.wake(); }
+
+  static constexpr int max_handlers_per_poll = 64;
 
 private:
   void run_own_thread();
