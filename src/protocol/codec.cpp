@@ -1,6 +1,7 @@
 #include "protocol/codec.hpp"
 
 #include "json/append.hpp"
+#include "protocol/internal_reader.hpp"
 #include "protocol/request_reader.hpp"
 
 #include "json/parse_owned.hpp"
@@ -315,9 +316,17 @@ inbound parse_and_decode(Parse&& parse) {
 } // namespace
 
 inbound decode_frame(std::string&& frame) {
-  // Most frames are well-formed requests: read those without a tree.
-  if (auto r = read_request(frame))
+  // Most frames are well-formed requests, or calls and answers between
+  // peers: read those without a tree for the envelope. Peers' frames begin
+  // with their role (every node writes it first), so a glance picks the
+  // reader; a declined attempt costs a parser's set-up.
+  static constexpr std::string_view internal_prefix = "{\"role\":\"internal-";
+  if (std::string_view(frame).substr(0, internal_prefix.size()) == internal_prefix) {
+    if (auto m = read_internal(frame))
+      return std::visit([](auto& x) -> inbound { return std::move(x); }, *m);
+  } else if (auto r = read_request(frame)) {
     return std::move(*r);
+  }
   return parse_and_decode([&] { return parse_owned_text(frame); });
 }
 

@@ -211,3 +211,101 @@ TEST_CASE("forwarded calls and answers are written exactly as their JSON trees w
   response r{"u-" + odd, json::make_object({{"a", odd}}), std::nullopt};
   CHECK(encode(r) == "{\"r\":" + r.r->dump() + ",\"error\":null,\"u\":" + json(r.u).dump() + "}");
 }
+
+#include "protocol/internal_reader.hpp"
+
+namespace {
+// A call or answer written back out: the encoders write every field decoded.
+std::string written(const std::variant<internal_rpc, internal_answer>& m) {
+  return std::visit([](const auto& x) { return encode(x); }, m);
+}
+std::string written(const inbound& in) {
+  if (auto c = std::get_if<internal_rpc>(&in))
+    return encode(*c);
+  if (auto a = std::get_if<internal_answer>(&in))
+    return encode(*a);
+  return "(not a call or an answer)";
+}
+} // namespace
+
+TEST_CASE("the fast reader of peers' calls and answers agrees with the general decoder, or declines") {
+  const char* taken[] = {
+    R"({"role":"internal-rpc","command":"echo","args":["x"],"kwargs":{},"results":{},"u":"1"})",
+    R"({"role":"internal-rpc","u":"2","command":"f","args":null,"kwargs":null})",
+    R"({"role":"internal-rpc","u":"3","command":"f","extra":[1,{"a":[2]}],"kwargs":{"k":[1,{"z":null}]},"args":[1.5,-2,18446744073709551615,true,"caf\u00e9",[[]]]})",
+    R"({"role":"internal-rpc","u":"4","command":"f","answer":{"x":1},"error":5})",
+    R"({"role":"internal-answer","answer":"x","u":"5"})",
+    R"({"role":"internal-answer","answer":null,"error":{"code":1003,"message":"m","details":[1]},"u":"6"})",
+    R"({"role":"internal-answer","u":"7","answer":{"a":[1,2,{"b":null}]},"error":null})",
+    R"({"role":"internal-answer","u":"8","error":"plain text"})",
+    R"({"role":"internal-answer","u":"9","error":{"code":"x","message":7}})",
+    R"({"role":"internal-answer","u":"10","answer":[],"command":"ignored","args":{}})",
+    R"({"role":"internal-answer","u":"11","answer":-0.5e3})",
+    " {\"role\":\"internal-answer\",\"u\":\"\xc3\xa9\",\"answer\":true}\n",
+  };
+  for (const char* text : taken) {
+    CAPTURE(text);
+    auto fast = read_internal(text);
+    REQUIRE(fast.has_value());
+    CHECK(written(*fast) == written(decode(text)));
+    CHECK(written(decode_frame(std::string(text))) == written(decode(text)));
+  }
+  const char* declined[] = {
+    R"({"u":"1","role":"internal-rpc","command":"f"})", // "role" not first
+    R"({"role":"internal-rpc","command":"f"})",
+    R"({"role":"internal-rpc","u":"1"})",
+    R"({"role":"internal-rpc","u":1,"command":"f"})",
+    R"({"role":"internal-rpc","u":"1","command":null})",
+    R"({"role":"internal-rpc","u":"1","command":"f","args":{}})",
+    R"({"role":"internal-rpc","u":"1","command":"f","args":"x"})",
+    R"({"role":"internal-rpc","u":"1","command":"f","kwargs":[]})",
+    R"({"role":"internal-rpc","u":"1","command":"f","kwargs":3})",
+    R"({"role":"internal-rpc","u":"1","command":"f","u":"2"})",
+    R"({"role":"internal-answer","answer":1})",
+    R"({"role":"internal-answer","u":"1","answer":1,"answer":2})",
+    R"({"role":"internal-answer","u":"1","role":"internal-answer"})",
+    R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f"}]})",
+    R"({"role":"internal-ask","u":"1"})",
+    R"({"role":null,"u":"1"})",
+    R"({"role":"internal-answer","u":"1","answer":1} x)",
+    R"({"role":"internal-answer","u":"1","answer":[1})",
+    R"(["role","internal-answer"])",
+    R"({})",
+    "{\"role\":\"internal-answer\",\"u\":\"\xff\",\"answer\":1}",
+  };
+  for (const char* text : declined) {
+    CAPTURE(text);
+    CHECK_FALSE(read_internal(text).has_value());
+    CHECK(written(decode_frame(std::string(text))) == written(decode(text)));
+  }
+  std::string with_nul = R"({"role":"internal-answer","u":"1","answer":1})";
+  with_nul += std::string("\0{}", 3);
+  CHECK_FALSE(read_internal(with_nul).has_value());
+  // The nesting limit is the general parser's.
+  std::string deep = R"({"role":"internal-answer","u":"1","answer":)";
+  deep += std::string(600, '[') + std::string(600, ']') + "}";
+  CHECK_FALSE(read_internal(deep).has_value());
+  CHECK(std::holds_alternative<decode_failure>(decode(deep)));
+  std::string ok = R"({"role":"internal-rpc","u":"1","command":"f","args":)";
+  ok += std::string(500, '[') + std::string(500, ']') + "}";
+  REQUIRE(read_internal(ok).has_value());
+  CHECK(written(*read_internal(ok)) == written(decode(ok)));
+}
+
+TEST_CASE("what a node writes for peers, its fast reader reads back exactly") {
+  const std::string odd = "q\"uo\\te\n\xc3\xa9 \xff end";
+  internal_rpc call{"u-" + odd, "f" + odd, json::array{1, -2.5, odd, json{}},
+                    json::object{{"k" + odd, json::array{odd}}}};
+  auto text = encode(call);
+  auto back = read_internal(text);
+  REQUIRE(back.has_value());
+  REQUIRE(std::holds_alternative<internal_rpc>(*back));
+  CHECK(encode(std::get<internal_rpc>(*back)) == text);
+  internal_answer ans{"u-" + odd, json::object{{odd, json::array{1, odd}}},
+                      rpc_error(1003, "m" + odd, json::array{odd})};
+  text = encode(ans);
+  back = read_internal(text);
+  REQUIRE(back.has_value());
+  REQUIRE(std::holds_alternative<internal_answer>(*back));
+  CHECK(encode(std::get<internal_answer>(*back)) == text);
+}

@@ -1,0 +1,255 @@
+#include "protocol/internal_reader.hpp"
+
+#include <cstdint>
+#include <string_view>
+
+#include <rapidjson/reader.h>
+
+#include "json/tree_builder.hpp"
+#include "util/ascii.hpp"
+
+namespace mpreg::protocol {
+
+namespace {
+
+// A SAX handler for the envelope {"role": ..., "u": ..., ...}. Values that
+// become trees (args, kwargs, answer, error) go to a tree builder; fields
+// the general decoder ignores are skipped. Any surprise returns false, which
+// stops the parse: the general decoder then takes the frame.
+class reader {
+public:
+  enum class kind { unknown, rpc, answer };
+  kind what = kind::unknown;
+  internal_rpc call;
+  internal_answer reply;
+
+  bool complete() const {
+    if (at_ != where::end || !has(key::u))
+      return false;
+    return what == kind::answer || (what == kind::rpc && has(key::command));
+  }
+
+  bool Null() { return scalar(true, [](auto& b) { return b.Null(); }); }
+  bool Bool(bool v) { return scalar(false, [&](auto& b) { return b.Bool(v); }); }
+  bool Int(int v) { return scalar(false, [&](auto& b) { return b.Int(v); }); }
+  bool Uint(unsigned v) { return scalar(false, [&](auto& b) { return b.Uint(v); }); }
+  bool Int64(std::int64_t v) { return scalar(false, [&](auto& b) { return b.Int64(v); }); }
+  bool Uint64(std::uint64_t v) { return scalar(false, [&](auto& b) { return b.Uint64(v); }); }
+  bool Double(double v) { return scalar(false, [&](auto& b) { return b.Double(v); }); }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }
+
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    auto event = [&](auto& b) { return b.String(s, n, copy); };
+    if (auto r = forward(event))
+      return *r;
+    if (at_ != where::value)
+      return false;
+    std::string_view v(s, n);
+    switch (key_) {
+      case key::role:
+        if (v == "internal-rpc")
+          what = kind::rpc;
+        else if (v == "internal-answer")
+          what = kind::answer;
+        else
+          return false;
+        return next_key();
+      case key::u:
+        (what == kind::rpc ? call.u : reply.u).assign(s, n);
+        return next_key();
+      case key::command:
+        call.command.assign(s, n);
+        return next_key();
+      case key::answer:
+      case key::error:
+        return capture(event, false);
+      default:
+        return false; // args or kwargs of the wrong type
+    }
+  }
+
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (auto r = forward([&](auto& b) { return b.Key(s, n, copy); }))
+      return *r;
+    if (at_ != where::top)
+      return false;
+    std::string_view k(s, n);
+    if (what == kind::unknown) {
+      // "role" first, as every node writes it; otherwise the general decoder.
+      if (k != "role")
+        return false;
+      key_ = key::role;
+    } else {
+      key_ = k == "role" ? key::role : k == "u" ? key::u : k == "command" ? key::command
+           : k == "args" ? key::args : k == "kwargs" ? key::kwargs : k == "answer" ? key::answer
+           : k == "error" ? key::error : key::other;
+      // What the other kind of frame carries, its decoder ignores.
+      bool rpc_only = key_ == key::command || key_ == key::args || key_ == key::kwargs;
+      bool answer_only = key_ == key::answer || key_ == key::error;
+      if ((what == kind::rpc && answer_only) || (what == kind::answer && rpc_only))
+        key_ = key::other;
+    }
+    at_ = where::value;
+    if (key_ == key::other) {
+      side_ = side::skip;
+      nesting_ = 0;
+      return true;
+    }
+    auto bit = 1u << static_cast<unsigned>(key_);
+    if (seen_ & bit)
+      return false; // a repeated field: the general decoder's rules apply
+    seen_ |= bit;
+    return true;
+  }
+
+  bool StartObject() {
+    if (++depth_ > detail::max_depth)
+      return false;
+    auto event = [](auto& b) { return b.StartObject(); };
+    if (auto r = forward(event, true))
+      return *r;
+    if (at_ == where::start) {
+      at_ = where::top;
+      return true;
+    }
+    if (at_ == where::value &&
+        (key_ == key::kwargs || key_ == key::answer || key_ == key::error))
+      return capture(event, true);
+    return false;
+  }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    if (auto r = forward([&](auto& b) { return b.EndObject(n); }, false, true))
+      return *r;
+    if (at_ == where::top && what != kind::unknown) {
+      at_ = where::end;
+      return true;
+    }
+    return false;
+  }
+  bool StartArray() {
+    if (++depth_ > detail::max_depth)
+      return false;
+    auto event = [](auto& b) { return b.StartArray(); };
+    if (auto r = forward(event, true))
+      return *r;
+    if (at_ == where::value && (key_ == key::args || key_ == key::answer || key_ == key::error))
+      return capture(event, true);
+    return false;
+  }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth_;
+    if (auto r = forward([&](auto& b) { return b.EndArray(n); }, false, true))
+      return *r;
+    return false;
+  }
+
+private:
+  enum class where { start, top, value, end };
+  enum class key : unsigned { role, u, command, args, kwargs, answer, error, other };
+  // The value of a field we ignore, or a value being built.
+  enum class side { none, skip, build };
+
+  bool has(key k) const { return (seen_ & (1u << static_cast<unsigned>(k))) != 0; }
+
+  template <class F>
+  bool scalar(bool is_null, F&& event) {
+    if (auto r = forward(event))
+      return *r;
+    if (at_ != where::value)
+      return false;
+    switch (key_) {
+      case key::args:
+      case key::kwargs:
+        return is_null && next_key(); // null: as if absent
+      case key::error:
+        return is_null ? next_key() : capture(event, false);
+      case key::answer:
+        return capture(event, false);
+      default:
+        return false; // role, u and command are strings
+    }
+  }
+
+  // Routes an event to the skip counter or the builder while one is active;
+  // nullopt when the event belongs to the envelope.
+  template <class F>
+  std::optional<bool> forward(F&& event, bool opens = false, bool closes = false) {
+    if (side_ == side::none)
+      return std::nullopt;
+    if (side_ == side::build && !event(builder_))
+      return false;
+    if (opens)
+      ++nesting_;
+    if (closes)
+      --nesting_;
+    if (nesting_ == 0)
+      finish_side();
+    return true;
+  }
+
+  // Starts building the current field's value with its first event.
+  template <class F>
+  bool capture(F&& first, bool opens) {
+    side_ = side::build;
+    nesting_ = opens ? 1 : 0;
+    if (!first(builder_))
+      return false;
+    if (nesting_ == 0)
+      finish_side();
+    return true;
+  }
+
+  void finish_side() {
+    if (side_ == side::build) {
+      json v = builder_.take_result();
+      switch (key_) {
+        case key::args: call.args = std::move(v.as_array()); break;
+        case key::kwargs: call.kwargs = std::move(v.as_object()); break;
+        case key::answer: reply.answer = std::move(v); break;
+        case key::error: reply.error = rpc_error::from_json(v); break;
+        default: break;
+      }
+    }
+    side_ = side::none;
+    at_ = where::top;
+  }
+
+  bool next_key() {
+    at_ = where::top;
+    return true;
+  }
+
+  where at_ = where::start;
+  key key_ = key::other;
+  unsigned seen_ = 0;
+  side side_ = side::none;
+  std::size_t nesting_ = 0; // open containers inside the skipped or built value
+  std::size_t depth_ = 0;   // open containers in the whole frame
+  detail::tree_builder builder_;
+};
+
+template <unsigned Flags>
+std::optional<std::variant<internal_rpc, internal_answer>> read_with(const std::string& frame) {
+  reader r;
+  rapidjson::Reader parser;
+  rapidjson::StringStream ss(frame.c_str());
+  constexpr unsigned flags = Flags | rapidjson::kParseIterativeFlag;
+  // The whole text must be one value: a NUL inside it ends the stream early.
+  if (parser.Parse<flags>(ss, r).IsError() || ss.Tell() != frame.size() || !r.complete())
+    return std::nullopt;
+  if (r.what == reader::kind::rpc)
+    return std::move(r.call);
+  return std::move(r.reply);
+}
+
+} // namespace
+
+std::optional<std::variant<internal_rpc, internal_answer>>
+read_internal(const std::string& frame) {
+  if (util::is_ascii(frame))
+    return read_with<0>(frame);
+  return read_with<rapidjson::kParseValidateEncodingFlag>(frame);
+}
+
+} // namespace mpreg::protocol
