@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <unordered_map>
 
 #include <websocketpp/config/asio_no_tls.hpp>

@@ -6,12 +6,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
-#include <future>
 #include <map>
 #include <unordered_set>
 #include <mutex>
 #include <random>
-#include <thread>
 #include <utility>
 
 #include <websocketpp/client.hpp>
