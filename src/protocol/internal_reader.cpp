@@ -3,10 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include <rapidjson/reader.h>
-
-#include "json/tree_builder.hpp"
-#include "util/ascii.hpp"
+#include "protocol/sax_frame.hpp"
 
 namespace mpreg::protocol {
 
@@ -91,8 +88,7 @@ public:
     }
     at_ = where::value;
     if (key_ == key::other) {
-      side_ = side::skip;
-      nesting_ = 0;
+      value_.skip();
       return true;
     }
     auto bit = 1u << static_cast<unsigned>(key_);
@@ -147,9 +143,6 @@ public:
 private:
   enum class where { start, top, value, end };
   enum class key : unsigned { role, u, command, args, kwargs, answer, error, other };
-  // The value of a field we ignore, or a value being built.
-  enum class side { none, skip, build };
-
   bool has(key k) const { return (seen_ & (1u << static_cast<unsigned>(k))) != 0; }
 
   template <class F>
@@ -171,47 +164,36 @@ private:
     }
   }
 
-  // Routes an event to the skip counter or the builder while one is active;
+  // Routes an event to the skipped or built value while one is active;
   // nullopt when the event belongs to the envelope.
   template <class F>
   std::optional<bool> forward(F&& event, bool opens = false, bool closes = false) {
-    if (side_ == side::none)
-      return std::nullopt;
-    if (side_ == side::build && !event(builder_))
-      return false;
-    if (opens)
-      ++nesting_;
-    if (closes)
-      --nesting_;
-    if (nesting_ == 0)
-      finish_side();
-    return true;
+    auto r = value_.feed(event, opens, closes);
+    if (value_.ended())
+      finish_value();
+    return r;
   }
 
   // Starts building the current field's value with its first event.
   template <class F>
   bool capture(F&& first, bool opens) {
-    side_ = side::build;
-    nesting_ = opens ? 1 : 0;
-    if (!first(builder_))
+    if (!value_.build(first, opens))
       return false;
-    if (nesting_ == 0)
-      finish_side();
+    if (value_.ended())
+      finish_value();
     return true;
   }
 
-  void finish_side() {
-    if (side_ == side::build) {
-      json v = builder_.take_result();
+  void finish_value() {
+    if (auto v = value_.take()) {
       switch (key_) {
-        case key::args: call.args = std::move(v.as_array()); break;
-        case key::kwargs: call.kwargs = std::move(v.as_object()); break;
-        case key::answer: reply.answer = std::move(v); break;
-        case key::error: reply.error = rpc_error::from_json(v); break;
+        case key::args: call.args = std::move(v->as_array()); break;
+        case key::kwargs: call.kwargs = std::move(v->as_object()); break;
+        case key::answer: reply.answer = std::move(*v); break;
+        case key::error: reply.error = rpc_error::from_json(*v); break;
         default: break;
       }
     }
-    side_ = side::none;
     at_ = where::top;
   }
 
@@ -223,33 +205,20 @@ private:
   where at_ = where::start;
   key key_ = key::other;
   unsigned seen_ = 0;
-  side side_ = side::none;
-  std::size_t nesting_ = 0; // open containers inside the skipped or built value
-  std::size_t depth_ = 0;   // open containers in the whole frame
-  detail::tree_builder builder_;
+  std::size_t depth_ = 0; // open containers in the whole frame
+  sax::nested_value value_;
 };
-
-template <unsigned Flags>
-std::optional<std::variant<internal_rpc, internal_answer>> read_with(const std::string& frame) {
-  reader r;
-  rapidjson::Reader parser;
-  rapidjson::StringStream ss(frame.c_str());
-  constexpr unsigned flags = Flags | rapidjson::kParseIterativeFlag;
-  // The whole text must be one value: a NUL inside it ends the stream early.
-  if (parser.Parse<flags>(ss, r).IsError() || ss.Tell() != frame.size() || !r.complete())
-    return std::nullopt;
-  if (r.what == reader::kind::rpc)
-    return std::move(r.call);
-  return std::move(r.reply);
-}
 
 } // namespace
 
 std::optional<std::variant<internal_rpc, internal_answer>>
 read_internal(const std::string& frame) {
-  if (util::is_ascii(frame))
-    return read_with<0>(frame);
-  return read_with<rapidjson::kParseValidateEncodingFlag>(frame);
+  reader r;
+  if (!sax::parse_whole_frame(frame, r) || !r.complete())
+    return std::nullopt;
+  if (r.what == reader::kind::rpc)
+    return std::move(r.call);
+  return std::move(r.reply);
 }
 
 } // namespace mpreg::protocol

@@ -3,10 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include <rapidjson/reader.h>
-
-#include "util/ascii.hpp"
-#include "json/tree_builder.hpp"
+#include "protocol/sax_frame.hpp"
 
 namespace mpreg::protocol {
 
@@ -182,49 +179,33 @@ private:
   enum class where { start, top, top_value, cmds, cmd, cmd_value, locs, end };
   enum class key : unsigned { role, u, cmds, timeout, name, fun, args, kwargs, locs, other };
 
-  // The value of a field we ignore, or an argument value being built.
-  enum class side { none, skip, build };
-
-  // Routes an event to the skip counter or the builder while one is active;
+  // Routes an event to the skipped or built value while one is active;
   // nullopt when the event belongs to the frame's own shape.
   template <class F>
   std::optional<bool> forward(F&& f, bool opens = false, bool closes = false) {
-    if (side_ == side::none)
-      return std::nullopt;
-    if (side_ == side::build && !f(builder_))
-      return false;
-    if (opens)
-      ++nesting_;
-    if (closes)
-      --nesting_;
-    if (nesting_ == 0)
-      finish_side();
-    return true;
+    auto r = value_.feed(f, opens, closes);
+    if (value_.ended())
+      finish_value();
+    return r;
   }
   where skip_value() {
-    side_ = side::skip;
-    nesting_ = 0;
+    value_.skip();
     resume_ = at_ == where::top ? where::top : where::cmd;
     return at_;
   }
   template <class F>
   bool capture(F&& start) {
-    side_ = side::build;
-    nesting_ = 1;
-    return start(builder_);
+    return value_.build(start, true);
   }
-  void finish_side() {
-    if (side_ == side::build) {
-      json v = builder_.take_result();
+  void finish_value() {
+    if (auto v = value_.take()) {
       if (cmd_key_ == key::args)
-        cmd_.args = std::move(v.as_array());
+        cmd_.args = std::move(v->as_array());
       else
-        cmd_.kwargs = std::move(v.as_object());
-      side_ = side::none;
+        cmd_.kwargs = std::move(v->as_object());
       at_ = where::cmd;
       return;
     }
-    side_ = side::none;
     at_ = resume_;
   }
   template <class F>
@@ -253,30 +234,17 @@ private:
   bool seen_role_ = false, seen_u_ = false, seen_cmds_ = false, seen_timeout_ = false;
   unsigned cmd_seen_ = 0;
   command cmd_;
-  side side_ = side::none;
-  std::size_t nesting_ = 0; // open containers inside the skipped or built value
-  std::size_t depth_ = 0;   // open containers in the whole frame
-  detail::tree_builder builder_;
+  std::size_t depth_ = 0; // open containers in the whole frame
+  sax::nested_value value_;
 };
-
-template <unsigned Flags>
-std::optional<request> read_with(const std::string& frame) {
-  reader r;
-  rapidjson::Reader parser;
-  rapidjson::StringStream ss(frame.c_str());
-  constexpr unsigned flags = Flags | rapidjson::kParseIterativeFlag;
-  // The whole text must be one value: a NUL inside it ends the stream early.
-  if (parser.Parse<flags>(ss, r).IsError() || ss.Tell() != frame.size() || !r.complete())
-    return std::nullopt;
-  return std::move(r.req);
-}
 
 } // namespace
 
 std::optional<request> read_request(const std::string& frame) {
-  if (util::is_ascii(frame))
-    return read_with<0>(frame);
-  return read_with<rapidjson::kParseValidateEncodingFlag>(frame);
+  reader r;
+  if (!sax::parse_whole_frame(frame, r) || !r.complete())
+    return std::nullopt;
+  return std::move(r.req);
 }
 
 } // namespace mpreg::protocol
