@@ -6,7 +6,6 @@
 #pragma once
 
 #include <chrono>
-#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -18,7 +17,6 @@
 #include <caf/scheduler/worker.hpp>
 
 #include "scheduler/io_hosting.hpp"
-#include "util/log.hpp"
 #include "util/thread_name.hpp"
 
 namespace mpreg::scheduler {
@@ -103,16 +101,14 @@ private:
       if (auto job = queue.take_head()) {
         if (++jobs_since_poll_ >= jobs_per_io_poll) {
           jobs_since_poll_ = 0;
-          guarded_io([&] { h.poll(); });
+          h.poll();
         }
         return job;
       }
       jobs_since_poll_ = 0;
       if (hosting.hosted() != &h)
         return nullptr; // released: back to CAF's wait
-      bool worked = false;
-      guarded_io([&] { worked = h.poll(); });
-      if (worked) {
+      if (h.poll()) {
         last_work = clock::now();
         continue;
       }
@@ -121,9 +117,7 @@ private:
         std::this_thread::yield();
         continue;
       }
-      guarded_io([&] {
-        h.wait([&] { return !queue.empty() || hosting.hosted() != &h; });
-      });
+      h.wait([&] { return !queue.empty() || hosting.hosted() != &h; });
     }
   }
 
@@ -168,18 +162,6 @@ private:
         job = try_steal(self);
       if (job)
         return job;
-    }
-  }
-
-  // A throwing handler must not end the worker: log it and keep serving.
-  template <class F>
-  static void guarded_io(F&& f) noexcept {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      MPREG_LOG(error, "I/O loop: " << e.what());
-    } catch (...) {
-      MPREG_LOG(error, "I/O loop: unknown exception");
     }
   }
 

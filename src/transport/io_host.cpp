@@ -10,6 +10,24 @@
 
 namespace mpreg::transport {
 
+namespace {
+// A handler that throws must not end the loop, nor the thread running it
+// (a scheduler worker, when hosted): log it and keep serving everyone else.
+// False when it threw.
+template <class F>
+bool guarded(F&& f) noexcept {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    MPREG_LOG(error, "I/O loop: " << e.what());
+  } catch (...) {
+    MPREG_LOG(error, "I/O loop: unknown exception");
+  }
+  return false;
+}
+} // namespace
+
 io_host::io_host(std::string thread_name, std::chrono::microseconds spin)
   : inbox_(io_), thread_name_(std::move(thread_name)), spin_(spin) {}
 
@@ -76,40 +94,38 @@ bool io_host::poll() {
   }
   // Bounded: asio's poll() goes on while new operations become ready, which
   // under load could keep the actors queued behind it waiting.
-  for (int n = 0; n < max_handlers_per_poll && io_.poll_one() > 0; ++n)
-    ran = true;
+  guarded([&] {
+    for (int n = 0; n < max_handlers_per_poll && io_.poll_one() > 0; ++n)
+      ran = true;
+  });
   return ran;
 }
 
-void io_host::wait(const std::function<bool()>& has_other_work) {
+bool io_host::about_to_block() {
   if (!inbox_.about_to_sleep())
-    return; // inbox work is queued
+    return false; // inbox work is queued
   // Pairs with the fence in wake()'s exchange: either the other thread sees
-  // this loop sleeping and writes the eventfd, or this sees its work.
+  // this loop sleeping and writes the eventfd, or the caller's check that
+  // follows sees its work.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (has_other_work() || stopping_) {
+  if (stopping_) {
     inbox_.awake();
-    return;
+    return false;
   }
+  return true;
+}
+
+void io_host::block() {
   if (io_.stopped())
     io_.restart();
-  io_.run_one();
+  guarded([&] { io_.run_one(); });
   inbox_.awake();
 }
 
 void io_host::run_own_thread() {
   util::name_this_thread(thread_name_.c_str());
   enter_loop();
-  for (;;) {
-    try {
-      run_io(io_, inbox_, spin_);
-      break;
-    } catch (const std::exception& e) {
-      // A handler threw: log and keep serving everyone else.
-      MPREG_LOG(error, "I/O loop: " << e.what());
-    } catch (...) {
-      MPREG_LOG(error, "I/O loop: unknown exception");
-    }
+  while (!guarded([this] { run_io(io_, inbox_, spin_); })) {
   }
   leave_loop();
 }

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -73,18 +72,33 @@ public:
   void enter_loop() { loop_thread_ = std::this_thread::get_id(); }
   void leave_loop() { loop_thread_ = std::thread::id{}; }
   /// Runs queued inbox work and up to max_handlers_per_poll ready handlers,
-  /// without blocking; true when anything ran.
+  /// without blocking; true when anything ran. A handler that throws is
+  /// logged (here and in wait), never passed on to the runner.
   bool poll();
   /// Blocks in epoll until I/O, inbox work or wake(); returns at once when
   /// `has_other_work` is true once the loop has said it sleeps (checked
-  /// after that, so a wake() in between is never lost).
-  void wait(const std::function<bool()>& has_other_work);
+  /// after that, so a wake() in between is never lost). A template: the
+  /// runner's check is called in place, never wrapped in a std::function.
+  template <class F>
+  void wait(F&& has_other_work) {
+    if (!about_to_block())
+      return;
+    if (has_other_work()) {
+      inbox_.awake();
+      return;
+    }
+    block();
+  }
   /// Any thread: ends a wait() (cheap when the loop is not waiting).
   void wake() { inbox_.wake(); }
 
   static constexpr int max_handlers_per_poll = 64;
 
 private:
+  // wait's halves: say the loop sleeps (false when work is queued or it is
+  // stopping), then block in epoll until woken.
+  bool about_to_block();
+  void block();
   void run_own_thread();
 
   asio::io_context io_;
