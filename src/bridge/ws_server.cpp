@@ -27,6 +27,12 @@ struct connection_data {
 };
 
 struct server_config : websocketpp::config::asio {
+  // One thread at a time runs the node's loop (io_host), so websocketpp's
+  // per-connection strands only cost a mutex and a queue per handler.
+  struct transport_config : websocketpp::config::asio::transport_config {
+    static const bool enable_multithreading = false;
+  };
+  using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
   using connection_base = connection_data;
 };
 

@@ -23,12 +23,15 @@ class actor_host final : public request_run::host {
 public:
   explicit actor_host(job_pointer self) : self_(self) {}
   void answer(response r) override;
+  bool writes_frames() const override;
+  void answer_frame(std::string frame) override;
   void run_remote(std::size_t i, const route& target, protocol::internal_rpc call) override;
   bool run_on_pool(std::size_t i, std::shared_ptr<const local_function> f, json::array args,
                    json::object kwargs) override;
   void arm_deadline(caf::timespan after) override;
 
 private:
+  void done();
   job_pointer self_;
 };
 
@@ -48,12 +51,21 @@ struct job_state {
 };
 
 void actor_host::answer(response r) {
-  auto& st = self_->state;
-  st.keep_alive = nullptr;
-  if (st.out)
-    st.out->send(protocol::encode(r));
-  else
-    st.promise.deliver(std::move(r));
+  self_->state.promise.deliver(std::move(r));
+  done();
+}
+
+bool actor_host::writes_frames() const {
+  return self_->state.out != nullptr;
+}
+
+void actor_host::answer_frame(std::string frame) {
+  self_->state.out->send(std::move(frame));
+  done();
+}
+
+void actor_host::done() {
+  self_->state.keep_alive = nullptr;
   // Functions still running on the pool finish into a dead mailbox.
   self_->quit();
 }
@@ -137,7 +149,9 @@ namespace {
 class connection_answer final : public request_run::host {
 public:
   explicit connection_answer(bridge::outbound& out) : out_(out) {}
-  void answer(response r) override { out_.send(protocol::encode(r)); }
+  void answer(response) override { never(); }
+  bool writes_frames() const override { return true; }
+  void answer_frame(std::string frame) override { out_.send(std::move(frame)); }
   void run_remote(std::size_t, const route&, protocol::internal_rpc) override { never(); }
   bool run_on_pool(std::size_t, std::shared_ptr<const local_function>, json::array,
                    json::object) override {

@@ -60,10 +60,51 @@ void request_run::deliver(response resp) {
     return;
   answered_ = true;
   resp.u = std::move(req_.u); // the run answers once; nothing reads it after
+  std::string frame;
+  if (host_.writes_frames()) {
+    frame = protocol::encode(resp);
+    // finish() only estimated the result's size (escapes and the envelope
+    // are not in it): the limit holds for the frame itself.
+    if (frame.size() > max_size()) {
+      response too_large;
+      too_large.u = std::move(resp.u);
+      too_large.error = response_too_large();
+      resp = std::move(too_large);
+      frame = protocol::encode(resp);
+    }
+  }
   ctx_->requests_total.fetch_add(1, std::memory_order_relaxed);
   if (resp.error)
     ctx_->requests_failed.fetch_add(1, std::memory_order_relaxed);
-  host_.answer(std::move(resp));
+  if (host_.writes_frames())
+    host_.answer_frame(std::move(frame));
+  else
+    host_.answer(std::move(resp));
+}
+
+// Names the sinks (at most a few: the error must stay small).
+rpc_error request_run::response_too_large() const {
+  constexpr std::size_t named_at_most = 8;
+  json::array names;
+  std::string listed;
+  std::size_t sinks = 0;
+  for (std::size_t i = 0; i < req_.cmds.size(); ++i) {
+    if (!graph_ || !graph_->is_sink(i))
+      continue;
+    if (++sinks > named_at_most)
+      continue;
+    const auto& name = req_.cmds[i].name;
+    listed += (listed.empty() ? "'" : ", '") + name + "'";
+    names.emplace_back(name);
+  }
+  if (sinks > named_at_most)
+    listed += " and " + std::to_string(sinks - named_at_most) + " more";
+  return rpc_error(error_code::execution_failed,
+                   "result too large: the response (commands " + listed + ") would exceed " +
+                     std::to_string(max_size()) + " bytes",
+                   json::make_object({{"max_message_size", max_size()},
+                                      {"commands", json{std::move(names)}},
+                                      {"sinks", sinks}}));
 }
 
 void request_run::fail(rpc_error err) {
@@ -136,10 +177,7 @@ void request_run::finish() {
       r.push_back(json_member{req_.cmds[i].name, std::move(*results_[i])});
     }
   if (total > max_size()) {
-    fail(rpc_error(error_code::execution_failed,
-                   "result too large: the response would exceed " + std::to_string(max_size()) +
-                     " bytes",
-                   json::make_object({{"max_message_size", max_size()}})));
+    fail(response_too_large());
     return;
   }
   response resp;

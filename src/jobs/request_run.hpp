@@ -34,8 +34,15 @@ public:
   class host {
   public:
     virtual ~host() = default;
-    /// The run's one answer (its `u` is set).
+    /// The run's one answer (its `u` is set), for a host that hands the
+    /// response over as it is (an in-process caller).
     virtual void answer(response r) = 0;
+    /// True for a host that writes the answer to a connection: the run then
+    /// encodes it itself and calls answer_frame() instead of answer(). The
+    /// size limit is the frame's: an answer whose frame would be over
+    /// max_message_size becomes error 1003, whatever the estimates said.
+    virtual bool writes_frames() const { return false; }
+    virtual void answer_frame(std::string /*frame*/) {}
     /// Runs command i on a peer; the host reports back through
     /// remote_done() or remote_lost().
     virtual void run_remote(std::size_t i, const route& target, protocol::internal_rpc call) = 0;
@@ -77,6 +84,7 @@ private:
   void complete(std::size_t i, call_outcome out);
   void retry_elsewhere(std::size_t i, const rpc_error& why);
   void finish();
+  rpc_error response_too_large() const;
   void fail(rpc_error err);
   void deliver(response resp);
   template <class F>

@@ -1,6 +1,8 @@
 // Estimates of a value's encoded size, for the size limits (a result or a
 // response over max_message_size fails with 1003 instead of growing memory).
-// Strings count their bytes; numbers a generous 24.
+// Strings count their bytes (escapes not included), integers their digits,
+// other numbers a generous 24. A connection's answer is checked again as
+// the frame it becomes (request_run::deliver).
 #pragma once
 
 #include <cstddef>
@@ -11,6 +13,16 @@
 #include "mpreg/json.hpp"
 
 namespace mpreg {
+
+/// Characters in the decimal form of an integer.
+inline std::size_t decimal_digits(std::uint64_t n) {
+  std::size_t digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++digits;
+  }
+  return digits;
+}
 
 /// Adds v's estimated size to `total`. `string_size(s)` may say what a string
 /// stands for (a reference to another command's result) or nullopt for a
@@ -25,8 +37,16 @@ bool add_encoded_size(const json& v, StringSize&& string_size, std::size_t limit
     case json::kind::boolean:
       total += 5;
       break;
-    case json::kind::integer:
+    case json::kind::integer: {
+      auto i = v.as_int();
+      // The magnitude of INT64_MIN does not fit int64: negate as unsigned.
+      total += i < 0 ? 1 + decimal_digits(0 - static_cast<std::uint64_t>(i))
+                     : decimal_digits(static_cast<std::uint64_t>(i));
+      break;
+    }
     case json::kind::unsigned_integer:
+      total += decimal_digits(v.as_uint());
+      break;
     case json::kind::number:
       total += 24;
       break;

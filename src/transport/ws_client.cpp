@@ -21,11 +21,14 @@ namespace {
 
 // The stock asio client config, with the compile-time TCP connect and DNS
 // caps raised: connect() enforces the caller's own timeout with a timer, and
-// websocketpp's caps only bound how long an abandoned attempt lingers.
+// websocketpp's caps only bound how long an abandoned attempt lingers. One
+// thread at a time runs the loop (io_host), so no strands: they only cost a
+// mutex and a queue per handler.
 struct client_config : websocketpp::config::asio_client {
   struct transport_config : websocketpp::config::asio_client::transport_config {
     static const long timeout_dns_resolve = 30000;
     static const long timeout_connect = 30000;
+    static const bool enable_multithreading = false;
   };
   using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
 };

@@ -705,6 +705,16 @@ TEST_CASE("e2e: reference amplification past --max-message-size fails with 1003"
                               cmd("|c", "big", "[30000]")}),
                1003, "sum");
   CHECK(contains(message_of(e), "result too large"));
+  CHECK(contains(message_of(e), "'|a', '|b', '|c'"));
+  // The limit is the whole frame's: a result that fits with a frame that
+  // does not fails too, and one that fits exactly is answered.
+  // (Each u is 5 bytes: the frames around the results are the same size.)
+  const std::size_t around = std::string(R"({"r":{"|b":""},"error":null,"u":"edge1"})").size();
+  e = error_of(ask(c, "edge1", {cmd("|b", "big", "[" + std::to_string(65536 - around + 1) + "]")}),
+               1003, "edge1");
+  CHECK(contains(message_of(e), "'|b'"));
+  auto exact = ask(c, "edge2", {cmd("|b", "big", "[" + std::to_string(65536 - around) + "]")});
+  CHECK(result(exact, "edge2").find("|b")->as_string().size() == 65536 - around);
   still_serving(c, "sizes");
   auto status = mpreg::test::http_get(node.port(), "/health");
   CHECK(status.first == 200);

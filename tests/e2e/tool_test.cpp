@@ -211,6 +211,17 @@ TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request r
   CHECK(busy.wait_closed(3000ms));
 }
 
+TEST_CASE("tool: a signal sent twice at once (as `timeout` does) stops the node cleanly, exit 0") {
+  node_process node(node_exe(), {"--port", "0"});
+  raw_conn client(endpoint(), node.url());
+  REQUIRE(node.signal(SIGTERM));
+  REQUIRE(node.signal(SIGTERM));
+  CHECK(node.wait(5000ms) == 0);
+  CHECK(client.wait_closed(3000ms));
+  // The clean path ran (GOODBYE, close), not the forced exit.
+  CHECK(node.stderr_text().find("exiting now") == std::string::npos);
+}
+
 TEST_CASE("tool: SIGTERM exits 0 within a few seconds even when a client never answers the close") {
   node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH});
   mpreg::test::tcp_ws mute(node.port()); // never reads, never replies to the close

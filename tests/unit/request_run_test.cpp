@@ -5,10 +5,12 @@
 #include <caf/all.hpp>
 
 #include "jobs/request_run.hpp"
+#include "json/size_estimate.hpp"
 #include "node/node_context.hpp"
 #include "protocol/codec.hpp"
 
 using namespace mpreg;
+using namespace std::string_literals;
 
 namespace {
 
@@ -39,6 +41,22 @@ struct recording_host final : request_run::host {
   void arm_deadline(caf::timespan after) override { deadlines.push_back(after); }
 };
 
+// Writes its answer as a frame, as the hosts of a connection's requests do.
+struct frame_host final : request_run::host {
+  std::vector<std::string> frames;
+  bool answered_as_response = false;
+
+  void answer(response) override { answered_as_response = true; }
+  bool writes_frames() const override { return true; }
+  void answer_frame(std::string frame) override { frames.push_back(std::move(frame)); }
+  void run_remote(std::size_t, const route&, protocol::internal_rpc) override {}
+  bool run_on_pool(std::size_t, std::shared_ptr<const local_function>, json::array,
+                   json::object) override {
+    return false;
+  }
+  void arm_deadline(caf::timespan) override {}
+};
+
 // Handles die before the system: members are destroyed in reverse order.
 struct fixture {
   caf::actor_system_config cfg;
@@ -53,12 +71,14 @@ struct fixture {
     return c;
   }
 
-  fixture() : sys(configure(cfg)) {
+  explicit fixture(std::size_t max_message_size = settings{}.max_message_size)
+    : sys(configure(cfg)) {
     auto idle = [](caf::event_based_actor*) -> caf::behavior { return {[](int) {}}; };
     link1 = sys.spawn(idle);
     link2 = sys.spawn(idle);
     settings s;
     s.worker_threads = 1;
+    s.max_message_size = max_message_size;
     ctx = std::make_shared<node_context>(sys, s);
     add_builtins(ctx->functions);
     // "slow" runs on the pool (not inline).
@@ -217,4 +237,62 @@ TEST_CASE("request_run: a graph error answers 1006 and nothing runs") {
   REQUIRE(f.host.answers.size() == 1);
   CHECK(f.host.answers[0].error->code == 1006);
   CHECK(f.host.pool.empty());
+}
+
+namespace {
+
+// Runs `req` inline with a host that writes frames; returns its one frame.
+std::string answer_frame_of(fixture& f, request req) {
+  frame_host host;
+  request_run run(f.ctx, host, true);
+  run.start(std::move(req));
+  REQUIRE(host.frames.size() == 1);
+  CHECK_FALSE(host.answered_as_response);
+  return host.frames[0];
+}
+
+request echo_request(const std::string& u, json value) {
+  request req;
+  req.u = u;
+  req.cmds.push_back(command{"a", "echo", json::array{std::move(value)}, {}, {}});
+  return req;
+}
+
+} // namespace
+
+TEST_CASE("request_run: the size limit holds for the answer's whole frame") {
+  constexpr std::size_t limit = 200;
+  fixture f(limit);
+  // {"r":{"a":"xx…"},"error":null,"u":"u1"}: 34 bytes around the string.
+  const std::size_t around = R"({"r":{"a":""},"error":null,"u":"u1"})"s.size();
+  auto fits = answer_frame_of(f, echo_request("u1", json(std::string(limit - around, 'x'))));
+  CHECK(fits.size() == limit);
+  CHECK(json::parse(fits).find("error")->is_null());
+
+  // One byte more: the result alone is well under the limit, the frame is not.
+  auto over = json::parse(
+    answer_frame_of(f, echo_request("u1", json(std::string(limit - around + 1, 'x')))));
+  CHECK(*over.find("u") == json("u1"));
+  const json* err = over.find("error");
+  REQUIRE(err->is_object());
+  CHECK(*err->find("code") == json(1003));
+  CHECK(err->find("message")->as_string().find("'a'") != std::string::npos);
+  CHECK(*err->find("details")->find("commands") == json::parse(R"(["a"])"));
+  CHECK(*err->find("details")->find("max_message_size") == json(limit));
+
+  // Escapes count: 100 quotes are 200 bytes once written.
+  auto quotes = json::parse(answer_frame_of(f, echo_request("u2", json(std::string(100, '"')))));
+  CHECK(*quotes.find("error")->find("code") == json(1003));
+}
+
+TEST_CASE("request_run: integers count their digits against the limit") {
+  fixture f(400);
+  json::array zeros(100, json(0)); // 201 bytes written; an estimate of 24 each said 2.5 KB
+  auto frame = answer_frame_of(f, echo_request("u3", json(zeros)));
+  CHECK(frame.size() < 400);
+  CHECK(*json::parse(frame).find("r") == json::make_object({{"a", json(zeros)}}));
+  CHECK(decimal_digits(0) == 1);
+  CHECK(decimal_digits(9) == 1);
+  CHECK(decimal_digits(10) == 2);
+  CHECK(decimal_digits(UINT64_MAX) == 20);
 }
