@@ -111,13 +111,14 @@ int main(int argc, char** argv) {
         const auto first = clock::now();
         const auto give_up = first + std::chrono::seconds(10);
         for (;;) {
-          auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(give_up - clock::now());
-          if (left.count() <= 0) {
+          auto left =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(give_up - clock::now()).count();
+          if (left <= 0) {
             std::fputs("mpreg-node: shutdown took too long, exiting now\n", stderr);
             std::_Exit(0);
           }
           struct timespec limit {
-            static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)
+            static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)
           };
           siginfo_t info;
           if (sigtimedwait(&stop_signals, &info, &limit) > 0 &&
