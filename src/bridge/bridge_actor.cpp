@@ -89,9 +89,28 @@ bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr
         return {0, e.what()};
       }
     },
-    [self](stop_atom) {
-      shutdown_server(self);
-      return true;
+    [self](stop_atom) -> caf::result<bool> {
+      // Requests still running answer first ("node is stopping"), so that
+      // every request gets its one answer; then the connections close.
+      auto sessions = self->state.ctx->sessions.snapshot();
+      if (sessions.empty() || !self->state.server) {
+        shutdown_server(self);
+        return true;
+      }
+      auto promise = self->make_response_promise<bool>();
+      auto left = std::make_shared<std::size_t>(sessions.size());
+      auto one_done = [self, promise, left]() mutable {
+        if (--*left > 0)
+          return;
+        shutdown_server(self);
+        promise.deliver(true);
+      };
+      for (auto& s : sessions)
+        self->request(caf::actor_cast<session_actor>(s), std::chrono::seconds(2),
+                      stop_requests_atom::value)
+          .then([one_done](bool) mutable { one_done(); },
+                [one_done](caf::error&) mutable { one_done(); });
+      return promise;
     },
   };
 }

@@ -116,6 +116,11 @@ job_actor::behavior_type job_handlers(job_pointer self) {
       if (auto& run = self->state.run)
         run->deadline();
     },
+    [self](stopping_atom) {
+      if (auto& run = self->state.run)
+        run->stopping();
+      return true;
+    },
   };
 }
 
@@ -168,16 +173,16 @@ private:
 
 } // namespace
 
-void run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
-                            std::shared_ptr<bridge::outbound> out, request req) {
+job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
+                                 std::shared_ptr<bridge::outbound> out, request req) {
   if (request_run::runs_inline_here(*ctx, req)) {
     connection_answer host{*out};
     request_run run(std::move(ctx), host, true);
     run.start(std::move(req));
-    return;
+    return {};
   }
-  session->spawn<caf::linked>(connection_job_behavior, std::move(ctx), std::move(out),
-                              std::move(req));
+  return session->spawn<caf::linked>(connection_job_behavior, std::move(ctx), std::move(out),
+                                     std::move(req));
 }
 
 } // namespace mpreg

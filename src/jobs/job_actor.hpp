@@ -26,6 +26,8 @@ struct command_done {
 };
 
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+// session -> job: the node is stopping; answer now (error 1002) -> true
+using stopping_atom = caf::atom_constant<caf::atom("stopping")>;
 
 } // namespace mpreg
 
@@ -34,7 +36,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mpreg::command_done)
 namespace mpreg {
 
 using job_actor = caf::typed_actor<caf::replies_to<request>::with<response>,
-                                   caf::reacts_to<command_done>, caf::reacts_to<deadline_atom>>;
+                                   caf::reacts_to<command_done>, caf::reacts_to<deadline_atom>,
+                                   caf::replies_to<stopping_atom>::with<bool>>;
 
 /// Spawns a job; send it the request (request/delegate) and it answers once.
 job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
@@ -44,7 +47,10 @@ job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// is answered right here, with no actor spawned (it never waits). Any other
 /// gets a job actor linked to `session`, so a closed connection (the session
 /// exits with user_shutdown) takes its jobs down with it.
-void run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
-                            std::shared_ptr<bridge::outbound> out, request req);
+/// Runs a connection's request: in place when every command is an inline
+/// function here (returns an invalid handle), else in a job actor linked to
+/// `session` (returned), which writes the answer to `out` itself.
+job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
+                                 std::shared_ptr<bridge::outbound> out, request req);
 
 } // namespace mpreg

@@ -352,6 +352,12 @@ void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
   pump();
 }
 
+void request_run::stopping() noexcept {
+  guarded([&] {
+    fail(rpc_error(error_code::internal_error, "node is stopping: the request was cancelled"));
+  });
+}
+
 void request_run::deadline() noexcept {
   guarded([&] {
     json::array pending;

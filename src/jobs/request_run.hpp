@@ -73,6 +73,8 @@ public:
   void remote_done(std::size_t i, call_outcome out) noexcept;
   void remote_lost(std::size_t i, const std::string& url) noexcept;
   void deadline() noexcept;
+  /// The node is stopping: answers error 1002 now, if not answered yet.
+  void stopping() noexcept;
 
   bool answered() const noexcept { return answered_; }
 

@@ -15,6 +15,7 @@
 #include "peers/routing_table.hpp"
 #include "mpreg/settings.hpp"
 #include "registry/function_registry.hpp"
+#include "sessions/session_registry.hpp"
 #include "transport/io_host.hpp"
 #include "transport/ws_client.hpp"
 
@@ -45,7 +46,7 @@ struct node_context {
   // Counters for the status page.
   std::atomic<std::uint64_t> requests_total{0};
   std::atomic<std::uint64_t> requests_failed{0};
-  std::atomic<std::uint64_t> sessions_open{0};
+  session_registry sessions; ///< open client sessions (status page, stop)
 };
 
 } // namespace mpreg

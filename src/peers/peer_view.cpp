@@ -70,7 +70,7 @@ json cluster_status(const node_context& ctx) {
     {"cluster_id", ctx.config.cluster_id},
     {"node", std::move(self)},
     {"peers", json{std::move(peers)}},
-    {"sessions", static_cast<unsigned long long>(ctx.sessions_open.load())},
+    {"sessions", static_cast<unsigned long long>(ctx.sessions.size())},
     {"requests_total", static_cast<unsigned long long>(ctx.requests_total.load())},
     {"requests_failed", static_cast<unsigned long long>(ctx.requests_failed.load())},
   });

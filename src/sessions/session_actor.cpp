@@ -1,5 +1,7 @@
 #include "sessions/session_actor.hpp"
 
+#include <unordered_map>
+
 #include <caf/all.hpp>
 
 #include "jobs/job_actor.hpp"
@@ -22,6 +24,9 @@ struct session_state {
   // The first HELLO on a connection carries the peer's whole advert; later
   // ones only functions registered since.
   bool hello_seen = false;
+  // This connection's requests that run in job actors (linked: each one's
+  // end removes it), for the node's stop.
+  std::unordered_map<caf::actor_addr, job_actor> jobs;
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
@@ -35,7 +40,27 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
 
 void run_request(session_pointer self, request req) {
   // The answer goes straight to the connection, never through this actor.
-  run_connection_request(self, self->state.ctx, self->state.out, std::move(req));
+  if (auto job = run_connection_request(self, self->state.ctx, self->state.out, std::move(req)))
+    self->state.jobs.emplace(job.address(), std::move(job));
+}
+
+// Every running request answers before the reply: asked in parallel, each
+// job answers at once (its commands run elsewhere), a second at most.
+caf::result<bool> stop_requests(session_pointer self) {
+  auto& jobs = self->state.jobs;
+  if (jobs.empty())
+    return true;
+  auto promise = self->make_response_promise<bool>();
+  auto left = std::make_shared<std::size_t>(jobs.size());
+  auto one_done = [promise, left]() mutable {
+    if (--*left == 0)
+      promise.deliver(true);
+  };
+  for (auto& [addr, job] : jobs)
+    self->request(job, std::chrono::seconds(1), stopping_atom::value)
+      .then([one_done](bool) mutable { one_done(); },
+            [one_done](caf::error&) mutable { one_done(); });
+  return promise;
 }
 
 void run_internal_call(session_pointer self, protocol::internal_rpc call) {
@@ -137,10 +162,10 @@ session_actor::behavior_type session_behavior(session_pointer self,
                                               std::shared_ptr<bridge::outbound> out) {
   self->state.ctx = std::move(ctx);
   self->state.out = std::move(out);
-  self->state.ctx->sessions_open.fetch_add(1);
-  self->attach_functor([ctx = self->state.ctx] { ctx->sessions_open.fetch_sub(1); });
+  self->state.ctx->sessions.add(self->id(), caf::actor_cast<caf::weak_actor_ptr>(self));
+  self->attach_functor([ctx = self->state.ctx, id = self->id()] { ctx->sessions.remove(id); });
   // Linked jobs report their end here; a job's end never ends its session.
-  self->set_exit_handler([](caf::exit_msg&) {});
+  self->set_exit_handler([self](caf::exit_msg& m) { self->state.jobs.erase(m.source); });
   return {
     [self](frame_atom, frame_batch& batch) {
       for (auto& frame : batch.frames) {
@@ -157,6 +182,7 @@ session_actor::behavior_type session_behavior(session_pointer self,
       // Not a normal exit: it cancels the jobs linked to this session.
       self->quit(caf::exit_reason::user_shutdown);
     },
+    [self](stop_requests_atom) { return stop_requests(self); },
   };
 }
 

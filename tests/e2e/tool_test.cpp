@@ -209,6 +209,13 @@ TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request r
   CHECK(ms_since(t0) < 5000);
   CHECK(idle.wait_closed(3000ms));
   CHECK(busy.wait_closed(3000ms));
+  // The running request got its one answer before the close.
+  auto answer = busy.wait_u("slow", 100ms);
+  REQUIRE(answer.is_object());
+  const json* error = answer.find("error");
+  REQUIRE((error && error->is_object()));
+  CHECK(*error->find("code") == json(1002));
+  CHECK(error->find("message")->as_string().find("node is stopping") != std::string::npos);
 }
 
 TEST_CASE("tool: a signal sent twice at once (as `timeout` does) stops the node cleanly, exit 0") {
