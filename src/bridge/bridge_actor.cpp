@@ -92,6 +92,8 @@ bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr
     [self](stop_atom) -> caf::result<bool> {
       // Requests still running answer first ("node is stopping"), so that
       // every request gets its one answer; then the connections close.
+      // Sessions that register after the snapshot see the flag.
+      self->state.ctx->stopping.store(true);
       auto sessions = self->state.ctx->sessions.snapshot();
       if (sessions.empty() || !self->state.server) {
         shutdown_server(self);
@@ -106,7 +108,7 @@ bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr
         promise.deliver(true);
       };
       for (auto& s : sessions)
-        self->request(caf::actor_cast<session_actor>(s), std::chrono::seconds(2),
+        self->request(caf::actor_cast<session_actor>(s), std::chrono::seconds(1),
                       stop_requests_atom::value)
           .then([one_done](bool) mutable { one_done(); },
                 [one_done](caf::error&) mutable { one_done(); });

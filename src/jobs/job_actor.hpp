@@ -46,10 +46,8 @@ job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// `out`. A request whose every command is an inline function of this node
 /// is answered right here, with no actor spawned (it never waits). Any other
 /// gets a job actor linked to `session`, so a closed connection (the session
-/// exits with user_shutdown) takes its jobs down with it.
-/// Runs a connection's request: in place when every command is an inline
-/// function here (returns an invalid handle), else in a job actor linked to
-/// `session` (returned), which writes the answer to `out` itself.
+/// exits with user_shutdown) takes its jobs down with it. Returns that job,
+/// or an invalid handle when the request was answered in place.
 job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
                                  std::shared_ptr<bridge::outbound> out, request req);
 

@@ -66,10 +66,10 @@ void request_run::deliver(response resp) {
     // finish() only estimated the result's size (escapes and the envelope
     // are not in it): the limit holds for the frame itself.
     if (frame.size() > max_size()) {
-      response too_large;
-      too_large.u = std::move(resp.u);
-      too_large.error = response_too_large();
-      resp = std::move(too_large);
+      response small;
+      small.u = std::move(resp.u);
+      small.error = resp.error ? shortened(*resp.error) : response_too_large();
+      resp = std::move(small);
       frame = protocol::encode(resp);
     }
   }
@@ -82,29 +82,46 @@ void request_run::deliver(response resp) {
     host_.answer(std::move(resp));
 }
 
-// Names the sinks (at most a few: the error must stay small).
+// Names the sinks, a few short ones at most: the error itself must fit.
 rpc_error request_run::response_too_large() const {
   constexpr std::size_t named_at_most = 8;
+  constexpr std::size_t longest_name = 64;
   json::array names;
   std::string listed;
   std::size_t sinks = 0;
   for (std::size_t i = 0; i < req_.cmds.size(); ++i) {
     if (!graph_ || !graph_->is_sink(i))
       continue;
-    if (++sinks > named_at_most)
-      continue;
+    ++sinks;
     const auto& name = req_.cmds[i].name;
+    if (names.size() == named_at_most || name.size() > longest_name)
+      continue;
     listed += (listed.empty() ? "'" : ", '") + name + "'";
     names.emplace_back(name);
   }
-  if (sinks > named_at_most)
-    listed += " and " + std::to_string(sinks - named_at_most) + " more";
+  if (listed.empty())
+    listed = std::to_string(sinks) + " commands";
+  else if (sinks > names.size())
+    listed = "commands " + listed + " and " + std::to_string(sinks - names.size()) + " more";
+  else
+    listed = "commands " + listed;
   return rpc_error(error_code::execution_failed,
-                   "result too large: the response (commands " + listed + ") would exceed " +
+                   "result too large: the response (" + listed + ") would exceed " +
                      std::to_string(max_size()) + " bytes",
                    json::make_object({{"max_message_size", max_size()},
                                       {"commands", json{std::move(names)}},
                                       {"sinks", sinks}}));
+}
+
+// An error too large to send (a function's huge message or details): the
+// same code, the start of its message, no details.
+rpc_error request_run::shortened(const rpc_error& err) const {
+  // Room for the envelope, the note and the request's id besides.
+  const std::size_t kept = std::min<std::size_t>(512, max_size() / 4);
+  std::string message = err.message.substr(0, kept);
+  message += " [shortened: the error was over " + std::to_string(max_size()) + " bytes]";
+  return rpc_error(err.code, std::move(message),
+                   json::make_object({{"max_message_size", max_size()}}));
 }
 
 void request_run::fail(rpc_error err) {
@@ -352,10 +369,12 @@ void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
   pump();
 }
 
+rpc_error node_stopping_error() {
+  return rpc_error(error_code::internal_error, "node is stopping: the request was cancelled");
+}
+
 void request_run::stopping() noexcept {
-  guarded([&] {
-    fail(rpc_error(error_code::internal_error, "node is stopping: the request was cancelled"));
-  });
+  guarded([&] { fail(node_stopping_error()); });
 }
 
 void request_run::deadline() noexcept {

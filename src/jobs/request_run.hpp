@@ -27,6 +27,9 @@ namespace mpreg {
 
 struct node_context;
 
+/// The answer to a request that a stopping node will not finish (1002).
+rpc_error node_stopping_error();
+
 class request_run {
 public:
   /// Where the run's waiting happens. Every call comes from the run, on the
@@ -87,6 +90,7 @@ private:
   void retry_elsewhere(std::size_t i, const rpc_error& why);
   void finish();
   rpc_error response_too_large() const;
+  rpc_error shortened(const rpc_error& err) const;
   void fail(rpc_error err);
   void deliver(response resp);
   template <class F>

@@ -47,6 +47,9 @@ struct node_context {
   std::atomic<std::uint64_t> requests_total{0};
   std::atomic<std::uint64_t> requests_failed{0};
   session_registry sessions; ///< open client sessions (status page, stop)
+  /// Set when the listener starts stopping: requests that arrive from then on
+  /// are answered 1002 at once (the ones already running are asked to).
+  std::atomic<bool> stopping{false};
 };
 
 } // namespace mpreg

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include "jobs/job_actor.hpp"
+#include "jobs/request_run.hpp"
 #include "node/node_context.hpp"
 #include "peers/cluster_messages.hpp"
 #include "peers/peer_view.hpp"
@@ -39,6 +40,10 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
 }
 
 void run_request(session_pointer self, request req) {
+  if (self->state.ctx->stopping.load()) {
+    reply_error(self, req.u, node_stopping_error());
+    return;
+  }
   // The answer goes straight to the connection, never through this actor.
   if (auto job = run_connection_request(self, self->state.ctx, self->state.out, std::move(req)))
     self->state.jobs.emplace(job.address(), std::move(job));
@@ -57,7 +62,7 @@ caf::result<bool> stop_requests(session_pointer self) {
       promise.deliver(true);
   };
   for (auto& [addr, job] : jobs)
-    self->request(job, std::chrono::seconds(1), stopping_atom::value)
+    self->request(job, std::chrono::milliseconds(500), stopping_atom::value)
       .then([one_done](bool) mutable { one_done(); },
             [one_done](caf::error&) mutable { one_done(); });
   return promise;

@@ -296,3 +296,24 @@ TEST_CASE("request_run: integers count their digits against the limit") {
   CHECK(decimal_digits(10) == 2);
   CHECK(decimal_digits(UINT64_MAX) == 20);
 }
+
+TEST_CASE("request_run: an error too large for a frame keeps its code, shortened") {
+  fixture f(300);
+  f.ctx->functions.add(local_function{
+    "shout",
+    [](const json::array&, const json::object&) -> json {
+      throw std::runtime_error(std::string(1000, 'e'));
+    },
+    {}, true});
+  request req;
+  req.u = "u4";
+  req.cmds.push_back(command{"a", "shout", {}, {}, {}});
+  auto frame = answer_frame_of(f, std::move(req));
+  CHECK(frame.size() <= 300);
+  auto answer = json::parse(frame);
+  CHECK(*answer.find("u") == json("u4"));
+  const json* err = answer.find("error");
+  REQUIRE(err->is_object());
+  CHECK(*err->find("code") == json(1003));
+  CHECK(err->find("message")->as_string().find("shortened") != std::string::npos);
+}

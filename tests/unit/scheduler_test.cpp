@@ -261,11 +261,12 @@ TEST_CASE("a worker that hosts the loop wakes for actors and for I/O alike") {
   }
   SUBCASE("a busy actor does not starve the loop") {
     // An actor that keeps sending itself messages never empties the queue.
-    std::atomic<bool> stop{false};
-    auto busy = sys.spawn([&stop](caf::event_based_actor* s) -> caf::behavior {
+    // It shares the flag: it may still run a message after this scope ends.
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    auto busy = sys.spawn([stop](caf::event_based_actor* s) -> caf::behavior {
       s->send(s, 0);
-      return {[s, &stop](int) {
-        if (!stop)
+      return {[s, stop](int) {
+        if (!*stop)
           s->send(s, 0);
       }};
     });
@@ -274,7 +275,7 @@ TEST_CASE("a worker that hosts the loop wakes for actors and for I/O alike") {
       REQUIRE(h.inbox().push([&ran] { ran.set_value(); }));
       REQUIRE(ran.get_future().wait_for(20s) == std::future_status::ready);
     }
-    stop = true;
+    *stop = true;
     caf::anon_send_exit(busy, caf::exit_reason::user_shutdown);
   }
   // Taken back from another thread while the worker sleeps in epoll: prompt.
