@@ -90,8 +90,9 @@ public:
   /// std::runtime_error when it cannot bind.
   std::string start();
 
-  /// Says GOODBYE to peers, closes every connection, cancels running
-  /// requests and waits for the node's actors to finish. Idempotent.
+  /// Says GOODBYE to peers, answers its connections' running requests with
+  /// error 1002 ("node is stopping"), closes every connection and waits for
+  /// the node's actors to finish. Idempotent.
   void stop();
 
   /// The URL start() returned (empty before start).

@@ -101,6 +101,7 @@ std::string node::start() {
   auto& st = *impl_;
   if (st.running)
     return st.url;
+  st.ctx->stopping.store(false); // a node may start again after stop()
   st.bridge = spawn_bridge(st.system, st.ctx);
   caf::scoped_actor self{st.system};
   std::uint16_t port = 0;
