@@ -1,6 +1,7 @@
 #include "bridge/bridge_actor.hpp"
 
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -8,6 +9,7 @@
 #include "node/node_context.hpp"
 #include "peers/peer_view.hpp"
 #include "sessions/session_actor.hpp"
+#include "util/ask_all.hpp"
 #include "util/log.hpp"
 
 namespace mpreg {
@@ -94,24 +96,17 @@ bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr
       // every request gets its one answer; then the connections close.
       // Sessions that register after the snapshot see the flag.
       self->state.ctx->stopping.store(true);
-      auto sessions = self->state.ctx->sessions.snapshot();
-      if (sessions.empty() || !self->state.server) {
-        shutdown_server(self);
+      if (!self->state.server)
         return true;
-      }
+      std::vector<session_actor> sessions;
+      for (auto& s : self->state.ctx->sessions.snapshot())
+        sessions.push_back(caf::actor_cast<session_actor>(std::move(s)));
       auto promise = self->make_response_promise<bool>();
-      auto left = std::make_shared<std::size_t>(sessions.size());
-      auto one_done = [self, promise, left]() mutable {
-        if (--*left > 0)
-          return;
-        shutdown_server(self);
-        promise.deliver(true);
-      };
-      for (auto& s : sessions)
-        self->request(caf::actor_cast<session_actor>(s), std::chrono::seconds(1),
-                      stop_requests_atom::value)
-          .then([one_done](bool) mutable { one_done(); },
-                [one_done](caf::error&) mutable { one_done(); });
+      util::ask_all(self, sessions, std::chrono::seconds(1), stop_requests_atom::value,
+                    [self, promise]() mutable {
+                      shutdown_server(self);
+                      promise.deliver(true);
+                    });
       return promise;
     },
   };

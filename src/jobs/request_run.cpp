@@ -60,8 +60,9 @@ void request_run::deliver(response resp) {
     return;
   answered_ = true;
   resp.u = std::move(req_.u); // the run answers once; nothing reads it after
+  const bool framed = host_.writes_frames();
   std::string frame;
-  if (host_.writes_frames()) {
+  if (framed) {
     frame = protocol::encode(resp);
     // finish() only estimated the result's size (escapes and the envelope
     // are not in it): the limit holds for the frame itself.
@@ -76,7 +77,7 @@ void request_run::deliver(response resp) {
   ctx_->requests_total.fetch_add(1, std::memory_order_relaxed);
   if (resp.error)
     ctx_->requests_failed.fetch_add(1, std::memory_order_relaxed);
-  if (host_.writes_frames())
+  if (framed)
     host_.answer_frame(std::move(frame));
   else
     host_.answer(std::move(resp));

@@ -1,6 +1,7 @@
 #include "sessions/session_actor.hpp"
 
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -10,6 +11,7 @@
 #include "peers/cluster_messages.hpp"
 #include "peers/peer_view.hpp"
 #include "protocol/codec.hpp"
+#include "util/ask_all.hpp"
 #include "util/log.hpp"
 
 namespace mpreg {
@@ -50,21 +52,14 @@ void run_request(session_pointer self, request req) {
 }
 
 // Every running request answers before the reply: asked in parallel, each
-// job answers at once (its commands run elsewhere), a second at most.
+// job answers at once (its commands run elsewhere), half a second at most.
 caf::result<bool> stop_requests(session_pointer self) {
-  auto& jobs = self->state.jobs;
-  if (jobs.empty())
-    return true;
+  std::vector<job_actor> jobs;
+  for (const auto& [addr, job] : self->state.jobs)
+    jobs.push_back(job);
   auto promise = self->make_response_promise<bool>();
-  auto left = std::make_shared<std::size_t>(jobs.size());
-  auto one_done = [promise, left]() mutable {
-    if (--*left == 0)
-      promise.deliver(true);
-  };
-  for (auto& [addr, job] : jobs)
-    self->request(job, std::chrono::milliseconds(500), stopping_atom::value)
-      .then([one_done](bool) mutable { one_done(); },
-            [one_done](caf::error&) mutable { one_done(); });
+  util::ask_all(self, jobs, std::chrono::milliseconds(500), stopping_atom::value,
+                [promise]() mutable { promise.deliver(true); });
   return promise;
 }
 
