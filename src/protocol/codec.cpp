@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <random>
+#include <string>
 
 namespace mpreg {
 
@@ -70,10 +71,13 @@ std::vector<std::string> string_list(const json* v, const std::string& path) {
   if (!v->is_array())
     invalid("field '" + path + "' must be an array of strings, got " + v->type_name(),
             field_detail(path));
-  for (const auto& e : v->as_array()) {
-    if (!e.is_string())
-      invalid("field '" + path + "' must be an array of strings", field_detail(path));
-    out.push_back(e.as_string());
+  const auto& items = v->as_array();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].is_string())
+      invalid("field '" + path + "' must be an array of strings, got " +
+                  items[i].type_name() + " at index " + std::to_string(i),
+              field_detail(path));
+    out.push_back(items[i].as_string());
   }
   return out;
 }
@@ -116,12 +120,14 @@ internal_rpc decode_internal_rpc(json& f) {
   m.command = required_string(f, "command", "command");
   if (json* a = mutable_member(f, "args")) {
     if (!a->is_array())
-      invalid("field 'args' must be an array", field_detail("args"));
+      invalid(std::string("field 'args' must be an array, got ") + a->type_name(),
+              field_detail("args"));
     m.args = std::move(a->as_array());
   }
   if (json* k = mutable_member(f, "kwargs")) {
     if (!k->is_object())
-      invalid("field 'kwargs' must be an object", field_detail("kwargs"));
+      invalid(std::string("field 'kwargs' must be an object, got ") + k->type_name(),
+              field_detail("kwargs"));
     m.kwargs = std::move(k->as_object());
   }
   return m;
@@ -141,8 +147,11 @@ server_message decode_server(const json& f) {
   server_message m;
   m.u = read_u(f);
   const json* s = f.find("server");
-  if (!s || !s->is_object())
-    invalid("field 'server' must be an object", field_detail("server"));
+  if (!s)
+    invalid("missing field 'server'", field_detail("server"));
+  if (!s->is_object())
+    invalid(std::string("field 'server' must be an object, got ") + s->type_name(),
+            field_detail("server"));
   m.what = required_string(*s, "what", "server.what");
   if (m.what == "HELLO")
     m.advert = advert_from_json(*s);
@@ -267,7 +276,8 @@ node_advert advert_from_json(const json& j) {
   a.advertised_urls = string_list(j.find("advertised_urls"), "advertised_urls");
   if (const json* fl = member(j, "fun_locs")) {
     if (!fl->is_object())
-      invalid("field 'fun_locs' must be an object", field_detail("fun_locs"));
+      invalid(std::string("field 'fun_locs' must be an object, got ") + fl->type_name(),
+              field_detail("fun_locs"));
     for (const auto& m : fl->as_object())
       a.fun_locs[m.key] = string_list(&m.value, "fun_locs." + m.key);
   }

@@ -230,6 +230,11 @@ TEST_CASE("e2e: references nested in args, kwargs values and arrays are resolved
   // Typed kwargs by params, fed by references.
   f = ask(c, "kwref", {cmd("|a", "inc", "[9]"), cmd("|s", "add", "[]", R"({"b": "|a", "a": 100})")});
   CHECK(result(f, "kwref") == json::parse(R"({"|s": 110})"));
+  // The largest 64-bit integers travel exactly; a sum past them is the function's error.
+  f = ask(c, "max", {cmd("|a", "add", "[9223372036854775806, 1]")});
+  CHECK(result(f, "max") == json::parse(R"({"|a": 9223372036854775807})"));
+  auto over = error_of(ask(c, "over", {cmd("|a", "add", "[9223372036854775807, 1]")}), 1003, "over");
+  CHECK(over.find("message")->as_string().find("integer overflow") != std::string::npos);
   // Numbers and substrings are never references.
   f = ask(c, "lit", {cmd("1", "echo", "[2]"), cmd("|x", "echos", R"([1, "|x1", "1 "])")});
   CHECK(result(f, "lit") == json::parse(R"({"1": 2, "|x": [1, "|x1", "1 "]})"));

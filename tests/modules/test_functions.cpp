@@ -29,6 +29,19 @@
 #include <mpreg/error.hpp>
 #include <mpreg/module.hpp>
 
+namespace {
+
+// Signed overflow is undefined behaviour: a sum out of range throws, so the
+// caller gets 1003 naming the command, as from any careful user function.
+long long checked_sum(long long a, long long b) {
+  long long out = 0;
+  if (__builtin_add_overflow(a, b, &out))
+    throw std::overflow_error("integer overflow");
+  return out;
+}
+
+} // namespace
+
 MPREG_MODULE(node) {
   using mpreg::json;
   using mpreg::function_options;
@@ -53,13 +66,13 @@ MPREG_MODULE(node) {
 
   function_options ab;
   ab.params = {"a", "b"};
-  node.add_function("add", [](long long a, long long b) { return a + b; }, ab);
+  node.add_function("add", [](long long a, long long b) { return checked_sum(a, b); }, ab);
   node.add_function("concat", [](std::string a, const std::string& b) { return a + b; }, ab);
-  node.add_function("inc", [](long long x) { return x + 1; });
-  node.add_function("sum", [](const std::vector<long>& xs) {
-    long s = 0;
+  node.add_function("inc", [](long long x) { return checked_sum(x, 1); });
+  node.add_function("sum", [](const std::vector<long long>& xs) {
+    long long s = 0;
     for (auto x : xs)
-      s += x;
+      s = checked_sum(s, x);
     return s;
   });
   node.add_function("big", [](std::size_t n) { return std::string(n, 'x'); });

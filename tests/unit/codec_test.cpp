@@ -54,7 +54,9 @@ TEST_CASE("request validation errors") {
   CHECK(fails(R"({"role":"rpc","u":"a","cmds":[{"name":"a","fun":3}]})").error.code == 1006);
   CHECK(fails(R"({"role":"rpc","u":"a","cmds":[{"name":"a","fun":"f","args":{}}]})").error.code == 1006);
   CHECK(fails(R"({"role":"rpc","u":"a","cmds":[{"name":"a","fun":"f","kwargs":[]}]})").error.code == 1006);
-  CHECK(fails(R"({"role":"rpc","u":"a","cmds":[{"name":"a","fun":"f","locs":[1]}]})").error.code == 1006);
+  auto bad_loc = fails(R"({"role":"rpc","u":"a","cmds":[{"name":"a","fun":"f","locs":["gpu",1]}]})");
+  CHECK(bad_loc.error.code == 1006);
+  CHECK(bad_loc.error.message == "field 'cmds[0].locs' must be an array of strings, got integer at index 1");
   CHECK(fails(R"({"role":"rpc","u":"a","timeout":"5","cmds":[{"name":"a","fun":"f"}]})").error.code == 1006);
   CHECK(fails(R"({"role":"rpc","u":"a","timeout":-1,"cmds":[{"name":"a","fun":"f"}]})").error.code == 1006);
   auto detail = fails(R"({"role":"rpc","u":"q","cmds":[{"name":"a","fun":"f","args":3}]})");
