@@ -1,6 +1,7 @@
 #include "jobs/job_actor.hpp"
 
 #include <stdexcept>
+#include <string>
 
 #include <caf/all.hpp>
 
@@ -154,19 +155,21 @@ namespace {
 class connection_answer final : public request_run::host {
 public:
   explicit connection_answer(bridge::outbound& out) : out_(out) {}
-  void answer(response) override { never(); }
+  void answer(response) override { never("answered without a frame"); }
   bool writes_frames() const override { return true; }
   void answer_frame(std::string frame) override { out_.send(std::move(frame)); }
-  void run_remote(std::size_t, const route&, protocol::internal_rpc) override { never(); }
+  void run_remote(std::size_t, const route&, protocol::internal_rpc) override {
+    never("tried to wait for a peer");
+  }
   bool run_on_pool(std::size_t, std::shared_ptr<const local_function>, json::array,
                    json::object) override {
-    never();
+    never("tried to wait for the pool");
   }
-  void arm_deadline(caf::timespan) override { never(); }
+  void arm_deadline(caf::timespan) override { never("tried to arm a deadline"); }
 
 private:
-  [[noreturn]] static void never() {
-    throw std::logic_error("an inline-only run tried to wait");
+  [[noreturn]] static void never(const char* what) {
+    throw std::logic_error(std::string("an inline-only run ") + what);
   }
   bridge::outbound& out_;
 };
