@@ -39,9 +39,10 @@ struct rpc_error {
   static rpc_error from_json(const json& j);
 };
 
-/// Throw this from a registered function to fail the call with error 1003
-/// and your own message and details (any other exception also gives 1003,
-/// with its what() as the message).
+/// Throw this from a registered function to fail the call with error 1003.
+/// The error's message is "<function>: <message>" and its details are
+/// {"command", "function", "error": message, "details": your details}; any
+/// other exception gives the same without "details", its what() as message.
 class call_error : public std::runtime_error {
 public:
   explicit call_error(const std::string& message, json details = {})

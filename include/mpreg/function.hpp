@@ -42,9 +42,11 @@ struct function_options {
   /// arguments as kwargs. Without names a typed function takes positional
   /// arguments only.
   std::vector<std::string> params;
-  /// Run the function directly on the request's job actor instead of the
-  /// worker pool. Only for tiny, non-blocking functions (echo is one): a slow
-  /// inline function would stall its scheduler thread.
+  /// Run the function directly on the actor handling the call (the
+  /// connection's session, or the request's job) instead of the worker pool.
+  /// Only for tiny, non-blocking functions (echo is one): a slow inline
+  /// function stalls its scheduler thread, and with tune_actor_system() the
+  /// first of those also runs the node's socket I/O.
   bool run_inline = false;
 };
 

@@ -45,7 +45,7 @@ namespace mpreg {
 ///  - An actor yields its thread after 64 messages in a row (CAF's default
 ///    is never), so it cannot hold the node's I/O back (below).
 ///  - The scheduler is CAF's work-stealing one, changed so that its first
-///    thread runs the WebSocket I/O of the first node started in this
+///    thread runs the WebSocket I/O of the first node constructed in this
 ///    system between actors: a small request then crosses no thread on its
 ///    way through the node. Keep actors of your own that block off it (as
 ///    you would on any CAF scheduler thread): while one blocks, that node's
@@ -90,9 +90,12 @@ public:
   /// std::runtime_error when it cannot bind.
   std::string start();
 
-  /// Says GOODBYE to peers, answers its connections' running requests with
-  /// error 1002 ("node is stopping"), closes every connection and waits for
-  /// the node's actors to finish. Idempotent.
+  /// Says GOODBYE to peers, answers its connections' running requests
+  /// (those waiting on a peer too) with error 1002 ("node is stopping"), and
+  /// closes every connection; returns once they are closed (a few seconds
+  /// at most). The remaining actors, the function pool and the I/O loop end
+  /// in the destructor; until then, requests sent to handle() still run on
+  /// this node's own functions. Idempotent.
   void stop();
 
   /// The URL start() returned (empty before start).

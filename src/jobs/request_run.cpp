@@ -325,7 +325,7 @@ void request_run::run_local(std::size_t i, const std::shared_ptr<const local_fun
                                 : graph_->resolve(i, results_);
   // Off the actor threads: the function may block or take long.
   if (!host_.run_on_pool(i, f, std::move(args), std::move(kwargs)))
-    fail(rpc_error(error_code::internal_error, "node is stopping"));
+    fail(node_stopping_error());
 }
 
 void request_run::local_done(std::size_t i, call_outcome out) noexcept {
@@ -364,6 +364,12 @@ void request_run::remote_lost(std::size_t i, const std::string& url) noexcept {
 void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
   if (answered_ || results_[i])
     return;
+  // A stopping node's own links end their calls: that is a cancellation,
+  // not a lost peer, and there is nowhere left to retry.
+  if (ctx_->stopping.load()) {
+    fail(node_stopping_error());
+    return;
+  }
   MPREG_LOG(debug, "command '" << req_.cmds[i].name << "' lost its node: " << why.message);
   remote_[i].last_loss = why; // only a remote run is ever lost
   start_command(i);

@@ -141,6 +141,9 @@ void node::stop() {
     return;
   st.running = false;
   caf::scoped_actor self{st.system};
+  // From here on, requests are cancelled (1002), including those whose calls
+  // our own GOODBYE is about to cut off.
+  st.ctx->stopping.store(true);
   // GOODBYE first, so peers stop routing here before our connections drop.
   self->request(st.ctx->supervisor, std::chrono::seconds(3), leave_atom::value)
     .receive([](bool) {},

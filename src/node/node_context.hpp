@@ -47,8 +47,9 @@ struct node_context {
   std::atomic<std::uint64_t> requests_total{0};
   std::atomic<std::uint64_t> requests_failed{0};
   session_registry sessions; ///< open client sessions (status page, stop)
-  /// Set when the listener starts stopping: requests that arrive from then on
-  /// are answered 1002 at once (the ones already running are asked to).
+  /// Set when the node starts stopping: requests that arrive from then on
+  /// are answered 1002 at once (the ones already running are asked to, and
+  /// calls our leaving links cut off end so too); peers' calls get 1008.
   std::atomic<bool> stopping{false};
 };
 

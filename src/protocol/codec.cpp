@@ -234,7 +234,9 @@ inbound decode_owned(json& f) {
                                      field_detail("role")));
     }
     if (!role->is_string())
-      throw protocol_error(rpc_error(error_code::invalid_role, "field 'role' must be a string",
+      throw protocol_error(rpc_error(error_code::invalid_role,
+                                     std::string("field 'role' must be a string, got ") +
+                                       role->type_name(),
                                      field_detail("role")));
     const std::string& name = role->as_string();
     if (name == "rpc")

@@ -88,11 +88,18 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
                   json::make_object({{"function", f->name}, {"max_message_size", limit}}))});
     out->send(std::move(frame));
   };
-  if (f->run_inline)
+  // A stopping node is, to its caller, a node lost (1008): the caller
+  // retries the command on another node instead of failing its request.
+  auto refuse = [&] {
+    out->send(protocol::encode(protocol::internal_answer{
+      call.u, json{}, rpc_error(error_code::node_lost, "node is stopping")}));
+  };
+  if (ctx.stopping.load())
+    refuse();
+  else if (f->run_inline)
     task();
   else if (!ctx.pool.submit(std::move(task)))
-    out->send(protocol::encode(protocol::internal_answer{
-      call.u, json{}, rpc_error(error_code::internal_error, "node is stopping")}));
+    refuse();
 }
 
 void handle_server_message(session_pointer self, const protocol::server_message& m) {
@@ -152,8 +159,13 @@ struct dispatcher {
   void operator()(protocol::gossip& g) {
     caf::anon_send(self->state.ctx->gossip, gossip_atom::value, std::move(g));
   }
-  void operator()(response&) {
-    MPREG_LOG(debug, "ignoring a response frame from client " << self->state.out->remote());
+  void operator()(response& r) {
+    // An answer-shaped frame (no role, but r or error) is what links read;
+    // sent to a node it is a request without a role (1004), not a silence.
+    reply_error(self, r.u,
+                rpc_error(error_code::invalid_role,
+                          "missing field 'role' (a node does not take answers from its clients)",
+                          json::make_object({{"field", "role"}})));
   }
 };
 

@@ -606,6 +606,34 @@ TEST_CASE("a call in flight on a SIGKILLed node is retried elsewhere or answered
   CHECK(ran == std::set<std::string>{"C", "D"});
 }
 
+TEST_CASE("a node stopped (SIGTERM) with a call in flight on a peer answers it 1002") {
+  temp_dir marks;
+  auto o = options();
+  o.env = {"MPREG_TEST_MARK_DIR=" + marks.path.string()};
+  // A enters; only C offers sleep_whereami with the resource rs.
+  cluster c(o, {spec("A", {"ra"}), spec("C", {"rs"})});
+  require_converged(c);
+  auto cl = connect(c.url(0));
+  auto fut = cl->request({cmd("|s", "sleep_whereami", {3000}, {"rs"})}, {20.0, false});
+  REQUIRE(mpreg::test::wait_for([&] { return marks.started().count("C") == 1; }, 5s));
+  // A's GOODBYE ends its link to C, which fails the call in flight; a
+  // stopping node answers that as cancelled, not as a lost peer (1008).
+  CHECK(c.terminate(0) == 0);
+  REQUIRE(fut.wait_for(5s) == std::future_status::ready);
+  int code = 0;
+  std::string message;
+  try {
+    message = fut.get().dump();
+  } catch (const mpreg::client_error& e) {
+    code = e.code();
+    message = e.message();
+  }
+  MESSAGE("answer: " << code << " " << message);
+  CHECK(code == 1002);
+  CHECK(message.find("node is stopping") != std::string::npos);
+  CHECK(c.running(1));
+}
+
 // -- load and spreading --------------------------------------------------------------
 
 TEST_CASE("load and spreading: 10 clients x 20 requests over three nodes; shared calls land on both") {

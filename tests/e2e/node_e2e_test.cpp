@@ -456,7 +456,11 @@ TEST_CASE("e2e: a bad role gets 1004; duplicates, cycles and empty cmds get 1006
   CHECK(contains(message_of(e), "nonsense"));
   still_serving(c, "role-1");
   REQUIRE(c.send(R"({"role":17,"u":"role-2"})"));
-  error_of(c.wait_u("role-2", 5000ms), 1004, "role-2");
+  CHECK(message_of(error_of(c.wait_u("role-2", 5000ms), 1004, "role-2")) ==
+        "field 'role' must be a string, got integer");
+  // An answer-shaped frame is not a request either: it is answered, not dropped.
+  REQUIRE(c.send(R"({"u":"role-4","r":"ADDED","error":null})"));
+  CHECK(contains(message_of(error_of(c.wait_u("role-4", 5000ms), 1004, "role-4")), "role"));
   REQUIRE(c.send(R"({"u":"role-3","cmds":[{"name":"a","fun":"echo","args":[1]}]})"));
   error_of(c.wait_u("role-3", 5000ms), 1004, "role-3");
   still_serving(c, "role-3");
