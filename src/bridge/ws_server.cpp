@@ -24,6 +24,8 @@ namespace {
 struct connection_data {
   std::uint64_t id = 0;
   std::vector<std::string> burst;
+  // A socket read is pending (see read_frame below).
+  bool read_armed = false;
 };
 
 struct server_config : websocketpp::config::asio {
@@ -41,11 +43,46 @@ struct server_config : websocketpp::config::asio {
 
 MPREG_WS_FAST_PAYLOAD(mpreg::bridge::server_config)
 
+// Pausing a connection (outbound::pause_reading). websocketpp 0.8.2's
+// pause_reading() only stops the *next* read; its resume_reading() always
+// starts one, so a resume while the read issued before the pause is still
+// pending would put two reads on one buffer. These two members, as in
+// websocketpp except for `read_armed`, start a read on resume only when none
+// is pending.
+template <>
+inline void websocketpp::connection<mpreg::bridge::server_config>::read_frame() {
+  if (!m_read_flag) {
+    this->read_armed = false; // the pending read completed: none now
+    return;
+  }
+  this->read_armed = true;
+  transport_con_type::async_read_at_least(1, m_buf,
+                                          mpreg::bridge::server_config::connection_read_buffer_size,
+                                          m_handle_read_frame);
+}
+
+template <>
+inline void websocketpp::connection<mpreg::bridge::server_config>::handle_resume_reading() {
+  m_read_flag = true;
+  if (!this->read_armed)
+    read_frame();
+}
+
 namespace mpreg::bridge {
 namespace {
 
 using server = websocketpp::server<server_config>;
 using connection_ptr = server::connection_ptr;
+
+// The closing handshake reads the client's close frame, so a paused
+// connection reads again first (resuming one that is not paused does
+// nothing). Loop thread.
+void close_connection(const connection_ptr& con, std::uint16_t code, const std::string& reason) {
+  if (con->get_state() == websocketpp::session::state::open)
+    con->resume_reading();
+  websocketpp::lib::error_code ec;
+  con->close(code, reason, ec);
+}
 
 } // namespace
 
@@ -152,9 +189,21 @@ public:
     // Pushed under the same lock as the frames' tasks: the task of every
     // frame handed over before this is ahead of it in the inbox.
     std::lock_guard<std::mutex> lock(pending_m_);
-    owner_->host->inbox().push([self = shared_from_this(), code, reason] {
-      websocketpp::lib::error_code ec;
-      self->con_->close(code, reason, ec);
+    owner_->host->inbox().push(
+      [self = shared_from_this(), code, reason] { close_connection(self->con_, code, reason); });
+  }
+
+  void pause_reading(bool paused) override {
+    if (closed_.load(std::memory_order_relaxed))
+      return;
+    std::lock_guard<std::mutex> lock(pending_m_); // ordered with frames and close
+    owner_->host->inbox().push([self = shared_from_this(), paused] {
+      if (self->con_->get_state() != websocketpp::session::state::open)
+        return;
+      if (paused)
+        self->con_->pause_reading();
+      else
+        self->con_->resume_reading();
     });
   }
 
@@ -357,7 +406,7 @@ void ws_server::stop(std::chrono::milliseconds grace) {
       for (auto& [id, hdl] : self->open) {
         auto con = self->endpoint.get_con_from_hdl(hdl, ec);
         if (!ec)
-          con->close(websocketpp::close::status::going_away, "node stopping", ec);
+          close_connection(con, websocketpp::close::status::going_away, "node stopping");
       }
     },
     [&] { return self->open_count == 0 && self->accept_ended; }, grace);

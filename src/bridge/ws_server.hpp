@@ -30,6 +30,10 @@ public:
   virtual bool send(std::string text) = 0;
   /// Closes the connection with a WebSocket close code and reason.
   virtual void close(std::uint16_t code, const std::string& reason) = 0;
+  /// Stops (true) or resumes (false) reading the connection's socket:
+  /// backpressure, TCP's own flow control then holds the client back.
+  /// Frames already read still arrive. Ordered with send() and close().
+  virtual void pause_reading(bool paused) = 0;
   /// The peer's address, for logs ("127.0.0.1:51234").
   virtual const std::string& remote() const = 0;
 };

@@ -25,6 +25,7 @@ namespace {
 constexpr double max_seconds = 365.0 * 24 * 3600; // one year
 constexpr unsigned long long max_workers = 1024;
 constexpr unsigned long long max_spin_us = 100000;
+constexpr unsigned long long max_in_flight = 1000000;
 constexpr std::size_t max_quoted = 100; // longest value echoed in an error
 
 // ---------------------------------------------------------------- text helpers
@@ -152,6 +153,14 @@ unsigned parse_spin(std::string_view s) {
   return static_cast<unsigned>(*v);
 }
 
+std::size_t parse_in_flight(std::string_view s) {
+  auto v = parse_digits(s);
+  if (!v || *v == 0 || *v > max_in_flight)
+    throw config_error(quote(s) + " is not a number of requests (1.." +
+                       std::to_string(max_in_flight) + ")");
+  return static_cast<std::size_t>(*v);
+}
+
 std::string check_host(std::string_view s) {
   if (s.empty())
     throw config_error("the host must not be empty");
@@ -210,7 +219,7 @@ std::vector<std::string> plain_list(const std::vector<std::string>& items) {
 enum class flag_id {
   config, host, port, name, cluster_id, resources, peers, connect, advertised_urls,
   gossip_interval, dead_peer_timeout, max_message_size, module, log_level, workers,
-  io_spin_us, help, version,
+  io_spin_us, max_in_flight, help, version,
 };
 
 struct flag_spec {
@@ -243,6 +252,9 @@ constexpr flag_spec flag_table[] = {
   {flag_id::workers, "workers", 0, "N", "function worker threads, 0..1024; 0 = 2 x hardware threads, at least 4"},
   {flag_id::io_spin_us, "io-spin-us", 0, "MICROSECONDS",
    "how long the I/O loop polls after work before it sleeps, 0..100000; 0 sleeps at once"},
+  {flag_id::max_in_flight, "max-in-flight", 0, "N",
+   "requests one connection may have waiting on functions or peers, 1..1000000; "
+   "at the limit the node reads from it no more until half have answered"},
   {flag_id::help, "help", 'h', "", "print this help and exit"},
   {flag_id::version, "version", 'V', "", "print the version and exit"},
 };
@@ -351,6 +363,7 @@ void apply_flag(node_options& o, const occurrence& oc, list_state& st) {
     case flag_id::log_level: o.log_level = parse_level(v); break;
     case flag_id::workers: s.worker_threads = parse_workers(v); break;
     case flag_id::io_spin_us: s.io_spin_us = parse_spin(v); break;
+    case flag_id::max_in_flight: s.max_in_flight = parse_in_flight(v); break;
     case flag_id::help: o.show_help = true; break;
     case flag_id::version: o.show_version = true; break;
     }
@@ -468,6 +481,8 @@ void apply_map(const YAML::Node& root, const std::string& path, settings& s,
         s.worker_threads = parse_workers(scalar(v, "a thread count"));
       else if (key == "io_spin_us")
         s.io_spin_us = parse_spin(scalar(v, "a number of microseconds"));
+      else if (key == "max_in_flight")
+        s.max_in_flight = parse_in_flight(scalar(v, "a number of requests"));
       else if (key == "log_level" && log_level && v.IsScalar()) {
         // MPREG's own key: taken when it names a level we know, else ignored
         // (MPREG files must keep working unchanged).
@@ -695,6 +710,7 @@ std::string node_usage() {
     case flag_id::log_level: return node_options{}.log_level;
     case flag_id::workers: return std::to_string(d.worker_threads);
     case flag_id::io_spin_us: return std::to_string(d.io_spin_us);
+    case flag_id::max_in_flight: return std::to_string(d.max_in_flight);
     case flag_id::help:
     case flag_id::version: return {};
     }

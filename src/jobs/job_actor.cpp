@@ -1,5 +1,6 @@
 #include "jobs/job_actor.hpp"
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -49,6 +50,14 @@ struct job_state {
   // CAF shuts down an actor nobody references. While commands run on the
   // pool or on peers (which hold only weak handles) the job holds itself.
   caf::strong_actor_ptr keep_alive;
+  // Set when the job ends (answered, cancelled or timed out): its pool tasks
+  // that have not started yet are skipped instead of run for nobody.
+  std::shared_ptr<std::atomic<bool>> ended;
+
+  ~job_state() {
+    if (ended)
+      ended->store(true);
+  }
 };
 
 void actor_host::answer(response r) {
@@ -81,8 +90,14 @@ void actor_host::run_remote(std::size_t i, const route& target, protocol::intern
 bool actor_host::run_on_pool(std::size_t i, std::shared_ptr<const local_function> f,
                              json::array args, json::object kwargs) {
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
+  auto& ended = self_->state.ended;
+  if (!ended)
+    ended = std::make_shared<std::atomic<bool>>(false);
   return self_->state.ctx->pool.submit(
-    [weak, i, f = std::move(f), args = std::move(args), kwargs = std::move(kwargs)]() mutable {
+    [weak, ended, i, f = std::move(f), args = std::move(args),
+     kwargs = std::move(kwargs)]() mutable {
+      if (ended->load())
+        return;
       auto out = invoke_function(*f, args, kwargs);
       if (auto strong = weak.lock())
         caf::anon_send(caf::actor_cast<job_actor>(strong), command_done{i, std::move(out)});
@@ -184,8 +199,10 @@ job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node
     run.start(std::move(req));
     return {};
   }
-  return session->spawn<caf::linked>(connection_job_behavior, std::move(ctx), std::move(out),
-                                     std::move(req));
+  auto job = session->spawn(connection_job_behavior, std::move(ctx), std::move(out),
+                            std::move(req));
+  session->monitor(job);
+  return job;
 }
 
 } // namespace mpreg

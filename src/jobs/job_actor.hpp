@@ -45,9 +45,13 @@ job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// Runs a request that arrived on a connection and writes its one answer to
 /// `out`. A request whose every command is an inline function of this node
 /// is answered right here, with no actor spawned (it never waits). Any other
-/// gets a job actor linked to `session`, so a closed connection (the session
-/// exits with user_shutdown) takes its jobs down with it. Returns that job,
-/// or an invalid handle when the request was answered in place.
+/// gets a job actor that `session` monitors (its end is a down_msg there);
+/// the session cancels the jobs it still has when it exits. Returns that
+/// job, or an invalid handle when the request was answered in place.
+///
+/// Not a CAF link: unlinking scans the session's list of links, so a
+/// connection with n requests in flight paid O(n) per finished job, O(n²)
+/// in all, on the thread that also runs the node's I/O.
 job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
                                  std::shared_ptr<bridge::outbound> out, request req);
 

@@ -1,5 +1,8 @@
 #include "sessions/session_actor.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -27,9 +30,25 @@ struct session_state {
   // The first HELLO on a connection carries the peer's whole advert; later
   // ones only functions registered since.
   bool hello_seen = false;
-  // This connection's requests that run in job actors (linked: each one's
-  // end removes it), for the node's stop.
+  // This connection's requests that run in job actors (monitored: each
+  // one's end removes it), for the node's stop and the connection's close.
   std::unordered_map<caf::actor_addr, job_actor> jobs;
+  // Requests read while `jobs` is at settings::max_in_flight wait here, in
+  // order (at most what one burst of reads brought: reading is paused).
+  struct waiting_request {
+    request req;
+    std::chrono::steady_clock::time_point arrived;
+  };
+  std::deque<waiting_request> waiting;
+  // Reading is paused (see start_or_wait).
+  bool paused = false;
+
+  // However the session ends, the jobs it still has are cancelled: their
+  // connection is gone, so their answers would go nowhere.
+  ~session_state() {
+    for (auto& [addr, job] : jobs)
+      caf::anon_send_exit(job, caf::exit_reason::user_shutdown);
+  }
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
@@ -41,19 +60,65 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
   self->state.out->send(protocol::encode(r));
 }
 
-void run_request(session_pointer self, request req) {
-  if (self->state.ctx->stopping.load()) {
+void start_request(session_pointer self, request req) {
+  // The answer goes straight to the connection, never through this actor.
+  auto& st = self->state;
+  if (auto job = run_connection_request(self, st.ctx, st.out, std::move(req)))
+    st.jobs.emplace(job.address(), std::move(job));
+}
+
+// Backpressure: a connection runs at most max_in_flight requests that wait
+// (on the pool or a peer). Past that, requests wait in the session and the
+// connection is read no more, so one client's flood stays in its own socket
+// instead of taking the node's threads, memory and actor time from others.
+void start_or_wait(session_pointer self, request req) {
+  auto& st = self->state;
+  if (st.ctx->stopping.load()) {
     reply_error(self, req.u, node_stopping_error());
     return;
   }
-  // The answer goes straight to the connection, never through this actor.
-  if (auto job = run_connection_request(self, self->state.ctx, self->state.out, std::move(req)))
-    self->state.jobs.emplace(job.address(), std::move(job));
+  if (st.waiting.empty() && st.jobs.size() < st.ctx->config.max_in_flight) {
+    start_request(self, std::move(req));
+    return;
+  }
+  st.waiting.push_back({std::move(req), std::chrono::steady_clock::now()});
+  if (!st.paused) {
+    st.paused = true;
+    st.out->pause_reading(true);
+  }
+}
+
+void job_ended(session_pointer self, const caf::actor_addr& job) {
+  auto& st = self->state;
+  st.jobs.erase(job);
+  const auto limit = st.ctx->config.max_in_flight;
+  while (!st.waiting.empty() && st.jobs.size() < limit) {
+    auto next = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    if (st.ctx->stopping.load()) {
+      reply_error(self, next.req.u, node_stopping_error());
+      continue;
+    }
+    // A request's timeout counts from its arrival, waiting included.
+    if (next.req.timeout) {
+      std::chrono::duration<double> waited = std::chrono::steady_clock::now() - next.arrived;
+      next.req.timeout = std::max(*next.req.timeout - waited.count(), 1e-6);
+    }
+    start_request(self, std::move(next.req));
+  }
+  // Half the limit, not one below it: one pause per burst, not per answer.
+  if (st.paused && st.waiting.empty() && st.jobs.size() <= limit / 2) {
+    st.paused = false;
+    st.out->pause_reading(false);
+  }
 }
 
 // Every running request answers before the reply: asked in parallel, each
 // job answers at once (its commands run elsewhere), half a second at most.
 caf::result<bool> stop_requests(session_pointer self) {
+  for (auto& w : self->state.waiting)
+    reply_error(self, w.req.u, node_stopping_error());
+  self->state.waiting.clear();
   std::vector<job_actor> jobs;
   for (const auto& [addr, job] : self->state.jobs)
     jobs.push_back(job);
@@ -149,7 +214,7 @@ void handle_server_message(session_pointer self, const protocol::server_message&
 struct dispatcher {
   session_pointer self;
   void operator()(protocol::decode_failure& f) { reply_error(self, f.u, f.error); }
-  void operator()(request& r) { run_request(self, std::move(r)); }
+  void operator()(request& r) { start_or_wait(self, std::move(r)); }
   void operator()(protocol::server_message& m) { handle_server_message(self, m); }
   void operator()(protocol::internal_rpc& c) { run_internal_call(self, std::move(c)); }
   void operator()(protocol::internal_answer&) {
@@ -176,8 +241,8 @@ session_actor::behavior_type session_behavior(session_pointer self,
   self->state.out = std::move(out);
   self->state.ctx->sessions.add(self->id(), caf::actor_cast<caf::weak_actor_ptr>(self));
   self->attach_functor([ctx = self->state.ctx, id = self->id()] { ctx->sessions.remove(id); });
-  // Linked jobs report their end here; a job's end never ends its session.
-  self->set_exit_handler([self](caf::exit_msg& m) { self->state.jobs.erase(m.source); });
+  // Monitored jobs report their end here.
+  self->set_down_handler([self](caf::down_msg& m) { job_ended(self, m.source); });
   return {
     [self](frame_atom, frame_batch& batch) {
       for (auto& frame : batch.frames) {
@@ -190,10 +255,7 @@ session_actor::behavior_type session_behavior(session_pointer self,
         }
       }
     },
-    [self](closed_atom) {
-      // Not a normal exit: it cancels the jobs linked to this session.
-      self->quit(caf::exit_reason::user_shutdown);
-    },
+    [self](closed_atom) { self->quit(caf::exit_reason::user_shutdown); },
     [self](stop_requests_atom) { return stop_requests(self); },
   };
 }

@@ -1,8 +1,8 @@
 // The session: one actor per WebSocket connection. It decodes each frame
-// once, answers requests of inline functions itself and starts a linked job
-// for any other request (the job writes its own answer), answers forwarded
-// calls and hands cluster messages on. When the connection
-// closes it exits with user_shutdown, which cancels its jobs.
+// once, answers requests of inline functions itself and starts a monitored
+// job for any other request (the job writes its own answer), answers
+// forwarded calls and hands cluster messages on. When the connection closes
+// it exits with user_shutdown and cancels its jobs.
 #pragma once
 
 #include <memory>

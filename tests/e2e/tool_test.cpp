@@ -218,6 +218,39 @@ TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request r
   CHECK(error->find("message")->as_string().find("node is stopping") != std::string::npos);
 }
 
+TEST_CASE("tool: --max-in-flight: a flood waits its turn, every request is answered once") {
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH,
+                                 "--max-in-flight", "2"});
+  raw_conn flood(endpoint(), node.url());
+  auto t0 = steady::now();
+  // Ten 150 ms calls sent at once: two run at a time, the rest wait in the
+  // node (not refused), so they take five rounds instead of one.
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(flood.send(rpc("f" + std::to_string(i), {cmd("|s", "sleep_ms", "[150]")})));
+  // One more whose 0.3 s timeout runs out while it waits: its timeout counts
+  // from its arrival, not from its start.
+  REQUIRE(flood.send(rpc("late", {cmd("|s", "sleep_ms", "[150]")}, R"("timeout": 0.3)")));
+  for (int i = 0; i < 10; ++i) {
+    auto u = "f" + std::to_string(i);
+    auto answer = flood.wait_u(u, 10000ms);
+    CAPTURE(u);
+    REQUIRE(answer.is_object());
+    CHECK(*answer.find("r") == json::parse(R"({"|s": 150})"));
+  }
+  CHECK(ms_since(t0) >= 5 * 150);
+  auto late = flood.wait_u("late", 10000ms);
+  REQUIRE(late.is_object());
+  REQUIRE(late.find("error")->is_object());
+  CHECK(*late.find("error")->find("code") == json(1007));
+  // Reading the flooding connection resumed once its requests were done.
+  REQUIRE(flood.send(rpc("again", {cmd("|s", "sleep_ms", "[0]")})));
+  CHECK(flood.wait_u("again", 5000ms).is_object());
+  // Another connection is not held back by the first one's limit.
+  raw_conn other(endpoint(), node.url());
+  REQUIRE(other.send(rpc("other", {cmd("|s", "sleep_ms", "[0]")})));
+  CHECK(other.wait_u("other", 5000ms).is_object());
+}
+
 TEST_CASE("tool: a signal sent twice at once (as `timeout` does) stops the node cleanly, exit 0") {
   node_process node(node_exe(), {"--port", "0"});
   raw_conn client(endpoint(), node.url());

@@ -189,7 +189,8 @@ TEST_CASE("the help text lists every flag with a default, and an example") {
                         "--resources a,b,...", "--peers ws://h:p,...", "--connect ws://h:p",
                         "--advertised-urls ws://h:p,...", "--gossip-interval SECONDS",
                         "--dead-peer-timeout SECONDS", "--max-message-size BYTES", "--module PATH",
-                        "--log-level LEVEL", "--workers N", "--io-spin-us MICROSECONDS", "-h, --help", "-V, --version"}) {
+                        "--log-level LEVEL", "--workers N", "--io-spin-us MICROSECONDS",
+                        "--max-in-flight N", "-h, --help", "-V, --version"}) {
     CAPTURE(f);
     CHECK(contains(h, f));
   }
@@ -215,7 +216,7 @@ TEST_CASE("the help text lists every flag with a default, and an example") {
     }
     pos = end;
   }
-  CHECK(option_lines == 18);
+  CHECK(option_lines == 19);
 }
 
 TEST_CASE("unknown flags and stray arguments") {
@@ -284,6 +285,12 @@ TEST_CASE("bad numbers") {
   CHECK(parse({}).node.io_spin_us == 50u);
   CHECK(parse({"--io-spin-us", "0"}).node.io_spin_us == 0u);
   CHECK(parse({"--io-spin-us", "100000"}).node.io_spin_us == 100000u);
+  for (const char* v : {"0", "-1", "abc", "1000001", "2.5"}) {
+    CAPTURE(v);
+    CHECK(contains(error_of({"--max-in-flight", v}), "--max-in-flight: "));
+  }
+  CHECK(parse({}).node.max_in_flight == 256u);
+  CHECK(parse({"--max-in-flight", "1"}).node.max_in_flight == 1u);
 }
 
 TEST_CASE("log levels") {
@@ -468,7 +475,7 @@ TEST_CASE("a failed file leaves the settings unchanged") {
 
 TEST_CASE("settings file values: lists, strings, nulls and our own keys") {
   auto s = yaml("resources: model-a\npeers: ws://a:1/, ws://b:2\nadvertised_urls: [ws://me:1/]\n"
-                "port: \"9005\"\nworkers: 3\nio_spin_us: 0\nreconnect_max_backoff: 7\ndead_peer_timeout: 9\n"
+                "port: \"9005\"\nworkers: 3\nio_spin_us: 0\nmax_in_flight: 9\nreconnect_max_backoff: 7\ndead_peer_timeout: 9\n"
                 "max_message_size: 4096\nlog_level: [odd]\nunknown: null\n1: numeric key\n"
                 "[a]: complex key\n");
   CHECK(s.resources == strings{"model-a"});
@@ -477,6 +484,7 @@ TEST_CASE("settings file values: lists, strings, nulls and our own keys") {
   CHECK(s.port == 9005);
   CHECK(s.worker_threads == 3u);
   CHECK(s.io_spin_us == 0u);
+  CHECK(s.max_in_flight == 9u);
   CHECK(s.reconnect_max_backoff == 7.0);
   CHECK(s.dead_peer_timeout == 9.0);
   CHECK(s.max_message_size == 4096u);
