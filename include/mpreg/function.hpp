@@ -80,11 +80,15 @@ template <class T>
 struct json_traits<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
   static T from_json(const json& j) {
     if (j.type() == json::kind::number) {
-      // Accept 3.0 for an int, refuse 3.5.
+      // Accept 3.0 for an int, refuse 3.5. The bounds are powers of two,
+      // exact as doubles: (double)max() rounds up to 2^digits, which is out
+      // of range (converting it would be undefined behaviour).
       double d = j.as_double();
-      if (std::floor(d) != d || d < static_cast<double>(std::numeric_limits<T>::min()) ||
-          d > static_cast<double>(std::numeric_limits<T>::max()))
+      if (std::floor(d) != d)
         throw json_error("expected an integer, got " + j.dump());
+      if (d < static_cast<double>(std::numeric_limits<T>::min()) ||
+          d >= std::ldexp(1.0, std::numeric_limits<T>::digits))
+        throw json_error("integer " + j.dump() + " out of range");
       return static_cast<T>(d);
     }
     if constexpr (std::is_signed_v<T>) {

@@ -1,18 +1,48 @@
 #include "jobs/worker_pool.hpp"
 
+#include <pthread.h>
+#include <time.h>
+
+#include <algorithm>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "util/thread_name.hpp"
 
 namespace mpreg {
 
+namespace {
+
+// How often the pool checks whether its busy threads are blocked.
+constexpr auto grow_interval = std::chrono::milliseconds{5};
+// A busy thread that used less CPU than this share of an interval is taken
+// as blocked (sleeping, waiting on I/O), not computing.
+constexpr double blocked_below = 0.1;
+
+long long cpu_ns(clockid_t clock) {
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0)
+    return -1;
+  return static_cast<long long>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+} // namespace
+
 // Shared with the threads: a detached thread still finishing a task after
 // stop() keeps it alive.
 struct worker_pool::state {
+  struct worker {
+    clockid_t clock{};
+    bool has_clock = false;
+    bool busy = false;
+    long long last_cpu_ns = -1; // at the grower's last look
+  };
+
   std::mutex mutex;
   std::condition_variable wake;
   std::condition_variable all_done;
+  std::condition_variable grow_wake;
   std::deque<std::function<void()>> tasks;
   std::size_t core = 0;
   std::size_t max = 0;
@@ -20,16 +50,29 @@ struct worker_pool::state {
   std::size_t idle = 0;
   bool stopping = false;
   std::vector<std::thread> handles;
+  std::thread grower;
+  std::uint64_t next_worker = 0;
+  std::unordered_map<std::uint64_t, worker> workers;
+
+  void start_thread(bool core_thread, const std::shared_ptr<state>& self) {
+    ++threads;
+    auto id = next_worker++;
+    workers.emplace(id, worker{});
+    if (core_thread)
+      handles.emplace_back(run, self, id);
+    else
+      std::thread(run, self, id).detach(); // elastic threads exit on their own
+  }
 };
 
 worker_pool::worker_pool(std::size_t core, std::size_t max) : s_(std::make_shared<state>()) {
   s_->core = core == 0 ? 1 : core;
   s_->max = max < s_->core ? s_->core : max;
   std::lock_guard guard{s_->mutex};
-  for (std::size_t i = 0; i < s_->core; ++i) {
-    ++s_->threads;
-    s_->handles.emplace_back(run, s_);
-  }
+  for (std::size_t i = 0; i < s_->core; ++i)
+    s_->start_thread(true, s_);
+  if (s_->max > s_->core)
+    s_->grower = std::thread(grow, s_);
 }
 
 worker_pool::~worker_pool() {
@@ -38,29 +81,72 @@ worker_pool::~worker_pool() {
 
 bool worker_pool::submit(std::function<void()> task) {
   bool wake = false;
+  bool queued = false;
   {
     std::lock_guard guard{s_->mutex};
     if (s_->stopping)
       return false;
     s_->tasks.push_back(std::move(task));
-    if (s_->idle >= s_->tasks.size()) {
-      wake = true;
-    } else if (s_->threads < s_->max) {
-      ++s_->threads;
-      std::thread(run, s_).detach(); // elastic threads exit on their own
-    }
+    wake = s_->idle > 0;
+    queued = s_->idle < s_->tasks.size();
   }
   // Signalled after unlocking: a thread woken while the mutex is still held
   // blocks on it and has to be woken a second time.
   if (wake)
     s_->wake.notify_one();
+  if (queued)
+    s_->grow_wake.notify_one();
   return true;
 }
 
-void worker_pool::run(std::shared_ptr<state> s) {
+// Elastic, but only for blocking work. While tasks wait, every interval:
+// the busy threads that used (almost) no CPU are blocked, so the CPU they
+// leave is for new threads; threads that compute are not replaced. CPU-bound
+// functions thus keep `core` threads (a flood of them no longer takes the
+// node's I/O thread's CPU with hundreds of threads), while blocking ones get
+// a thread each, the pool doubling at most per interval, up to `max`.
+void worker_pool::grow(std::shared_ptr<state> s) {
+  util::name_this_thread("mpreg.poolgrow");
+  std::unique_lock lock{s->mutex};
+  while (!s->stopping) {
+    if (s->tasks.size() <= s->idle) {
+      s->grow_wake.wait(lock);
+      continue;
+    }
+    s->grow_wake.wait_for(lock, grow_interval);
+    if (s->stopping || s->tasks.size() <= s->idle || s->threads >= s->max)
+      continue;
+    const auto interval_ns = std::chrono::nanoseconds(grow_interval).count();
+    std::size_t computing = 0;
+    for (auto& [id, w] : s->workers) {
+      if (!w.has_clock)
+        continue;
+      long long now = cpu_ns(w.clock);
+      long long used = w.last_cpu_ns < 0 || now < 0 ? interval_ns : now - w.last_cpu_ns;
+      w.last_cpu_ns = now;
+      if (w.busy && used >= static_cast<long long>(blocked_below * interval_ns))
+        ++computing;
+    }
+    if (computing >= s->core)
+      continue; // the pool computes at full width: more threads would only crowd the CPU
+    std::size_t blocked = s->threads - s->idle - computing;
+    std::size_t want = std::max(s->core - computing, blocked / 2);
+    want = std::min({want, s->tasks.size() - s->idle, s->max - s->threads});
+    for (std::size_t i = 0; i < want; ++i)
+      s->start_thread(false, s);
+  }
+}
+
+void worker_pool::run(std::shared_ptr<state> s, std::uint64_t id) {
   constexpr auto idle_exit = std::chrono::seconds{30};
   util::name_this_thread("mpreg.pool");
+  clockid_t clock{};
+  bool has_clock = pthread_getcpuclockid(pthread_self(), &clock) == 0;
   std::unique_lock lock{s->mutex};
+  auto& me = s->workers.at(id);
+  me.clock = clock;
+  me.has_clock = has_clock;
+  me.last_cpu_ns = has_clock ? cpu_ns(clock) : -1; // its first interval counts too
   for (;;) {
     while (s->tasks.empty() && !s->stopping) {
       ++s->idle;
@@ -74,29 +160,37 @@ void worker_pool::run(std::shared_ptr<state> s) {
     {
       auto task = std::move(s->tasks.front());
       s->tasks.pop_front();
+      me.busy = true;
       lock.unlock();
       task(); // tasks catch their own exceptions
       task = nullptr;
       lock.lock();
+      me.busy = false;
     }
   }
 leave:
+  s->workers.erase(id);
   --s->threads;
   s->all_done.notify_all();
 }
 
 void worker_pool::stop(std::chrono::milliseconds grace) {
   std::vector<std::thread> handles;
+  std::thread grower;
   {
     std::unique_lock lock{s_->mutex};
-    if (s_->stopping && s_->handles.empty())
+    if (s_->stopping && s_->handles.empty() && !s_->grower.joinable())
       return;
     s_->stopping = true;
     s_->tasks.clear();
     s_->wake.notify_all();
+    s_->grow_wake.notify_all();
     s_->all_done.wait_for(lock, grace, [&] { return s_->threads == 0; });
     handles.swap(s_->handles);
+    grower.swap(s_->grower);
   }
+  if (grower.joinable())
+    grower.join(); // it only waits on the mutex and its condition: quick
   for (auto& t : handles) {
     // Core threads that finished are joined; a stuck one is let go.
     std::unique_lock lock{s_->mutex};

@@ -1,14 +1,16 @@
 // The threads that run registered functions, off the I/O and actor threads,
 // so a slow function never stalls routing or other clients.
 //
-// Elastic: `core` threads stay; when every thread is busy a new one starts,
-// up to `max`; extra threads exit after being idle for a while. Tasks past
-// `max` queue.
+// Elastic: `core` threads stay; while tasks wait and busy threads are
+// blocked (they use no CPU), new ones start, up to `max`; threads that
+// compute are not replaced, so CPU-bound work keeps `core` threads. Extra
+// threads exit after being idle for a while. Tasks past `max` queue.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -34,7 +36,8 @@ public:
 
 private:
   struct state;
-  static void run(std::shared_ptr<state> s);
+  static void run(std::shared_ptr<state> s, std::uint64_t id);
+  static void grow(std::shared_ptr<state> s);
   std::shared_ptr<state> s_;
 };
 

@@ -92,6 +92,19 @@ TEST_CASE("function: integers accept integral doubles and refuse fractions and s
   CHECK(contains(arg_error(f, "[null]"), "argument 1"));
   CHECK(contains(arg_error(f, "[true]"), "argument 1"));
   CHECK(contains(arg_error(f, "[1e300]"), "argument 1"));
+  // At the edges: 2^63 and 2^64 as doubles are one past the largest
+  // integers (their conversion would be undefined behaviour).
+  auto f64 = make_function([](long long v) { return v; });
+  CHECK(contains(arg_error(f64, "[9223372036854775808.0]"), "out of range"));
+  CHECK(f64(A("[9223372036854774784.0]"), {}) == json(9223372036854774784LL));
+  CHECK(f64(A("[-9223372036854775808.0]"), {}).dump() == "-9223372036854775808");
+  auto fu = make_function([](unsigned long long v) { return v; });
+  CHECK(contains(arg_error(fu, "[18446744073709551616]"), "out of range"));
+  CHECK(contains(arg_error(fu, "[1.8446744073709552e19]"), "out of range"));
+  CHECK(contains(arg_error(fu, "[-1.0]"), "out of range"));
+  auto f32 = make_function([](int v) { return v; });
+  CHECK(contains(arg_error(f32, "[2147483648.0]"), "out of range"));
+  CHECK(f32(A("[2147483647.0]"), {}) == json(2147483647));
 }
 
 TEST_CASE("function: bool, floating point, string") {

@@ -2,6 +2,7 @@
 // blocking load up to its maximum, queues past it, stops bounded.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -106,6 +107,38 @@ TEST_CASE("worker_pool: grows past its core when every thread blocks, up to max"
   CHECK(pool.threads() == 6);
   g.release();
   REQUIRE(eventually([&] { return done.load() == 10; }));
+  pool.stop();
+}
+
+TEST_CASE("worker_pool: computing tasks do not grow the pool; blocked ones do") {
+  mpreg::worker_pool pool(2, 64);
+  std::atomic<int> done{0};
+  // 40 tasks of 20 ms of CPU each: the two core threads compute all along,
+  // so no thread is added (the old pool started one per waiting task).
+  for (int i = 0; i < 40; ++i)
+    pool.submit([&] {
+      auto end = steady::now() + 20ms;
+      while (steady::now() < end) {
+      }
+      ++done;
+    });
+  std::size_t most = 0;
+  while (done.load() < 40) {
+    most = std::max(most, pool.threads());
+    std::this_thread::sleep_for(1ms);
+  }
+  MESSAGE("threads at most " << most << " for 40 computing tasks");
+  CHECK(most <= 6); // 2, plus slack for a machine too busy to run them
+  // Blocked tasks get threads of their own.
+  gate g;
+  std::atomic<int> running{0};
+  for (int i = 0; i < 20; ++i)
+    pool.submit([&] {
+      ++running;
+      g.wait();
+    });
+  CHECK(eventually([&] { return running.load() == 20; }));
+  g.release();
   pool.stop();
 }
 
