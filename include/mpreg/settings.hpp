@@ -25,10 +25,10 @@ struct settings {
   /// lower latency for a little CPU; 0 sleeps at once.
   unsigned io_spin_us = 50;
   /// Requests one client connection may have running at once (those that
-  /// wait on the pool or a peer; inline ones never wait). At the limit the
-  /// node stops reading that connection until half of them have answered:
-  /// nothing is refused, and one client's flood cannot hold the node's
-  /// threads or memory from the others.
+  /// wait on the pool or a peer). Past it, requests wait in the node in
+  /// order, their timeouts running, and the node stops reading that
+  /// connection until half of them have answered: nothing is refused, and
+  /// one client's flood cannot hold the node's threads or memory.
   std::size_t max_in_flight = 256;
 };
 

@@ -108,12 +108,12 @@ void actor_host::arm_deadline(caf::timespan after) {
   self_->delayed_send(self_, after, deadline_atom::value);
 }
 
-void start(job_pointer self, request req) {
+void start(job_pointer self, request req, double waited = 0) {
   auto& st = self->state;
   st.keep_alive = caf::actor_cast<caf::strong_actor_ptr>(self);
   st.host = std::make_unique<actor_host>(self);
   st.run = std::make_unique<request_run>(st.ctx, *st.host);
-  st.run->start(std::move(req));
+  st.run->start(std::move(req), waited);
 }
 
 job_actor::behavior_type job_handlers(job_pointer self) {
@@ -151,10 +151,10 @@ job_actor::behavior_type job_behavior(job_pointer self, std::shared_ptr<node_con
 job_actor::behavior_type connection_job_behavior(job_pointer self,
                                                  std::shared_ptr<node_context> ctx,
                                                  std::shared_ptr<bridge::outbound> out,
-                                                 request req) {
+                                                 request req, double waited) {
   self->state.ctx = std::move(ctx);
   self->state.out = std::move(out);
-  start(self, std::move(req));
+  start(self, std::move(req), waited);
   return job_handlers(self);
 }
 
@@ -192,7 +192,8 @@ private:
 } // namespace
 
 job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
-                                 std::shared_ptr<bridge::outbound> out, request req) {
+                                 std::shared_ptr<bridge::outbound> out, request req,
+                                 double waited) {
   if (request_run::runs_inline_here(*ctx, req)) {
     connection_answer host{*out};
     request_run run(std::move(ctx), host, true);
@@ -200,7 +201,7 @@ job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node
     return {};
   }
   auto job = session->spawn(connection_job_behavior, std::move(ctx), std::move(out),
-                            std::move(req));
+                            std::move(req), waited);
   session->monitor(job);
   return job;
 }

@@ -52,7 +52,10 @@ job_actor spawn_job(caf::actor_system& sys, std::shared_ptr<node_context> ctx);
 /// Not a CAF link: unlinking scans the session's list of links, so a
 /// connection with n requests in flight paid O(n) per finished job, O(n²)
 /// in all, on the thread that also runs the node's I/O.
+/// `waited`: seconds the request already waited for a slot (its deadline
+/// comes that much sooner).
 job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node_context> ctx,
-                                 std::shared_ptr<bridge::outbound> out, request req);
+                                 std::shared_ptr<bridge::outbound> out, request req,
+                                 double waited = 0);
 
 } // namespace mpreg

@@ -131,9 +131,9 @@ void request_run::fail(rpc_error err) {
   deliver(std::move(r));
 }
 
-void request_run::start(request req) noexcept {
+void request_run::start(request req, double waited) noexcept {
   try {
-    begin(std::move(req));
+    begin(std::move(req), waited);
   } catch (const std::exception& e) {
     fail(rpc_error(error_code::internal_error, std::string("internal error: ") + e.what()));
   } catch (...) {
@@ -141,7 +141,7 @@ void request_run::start(request req) noexcept {
   }
 }
 
-void request_run::begin(request req) {
+void request_run::begin(request req, double waited) {
   req_ = std::move(req);
   try {
     graph_.emplace(req_);
@@ -171,8 +171,8 @@ void request_run::begin(request req) {
     // (1e12 s, 1e300 s) overflows into the past. Past ~31 years: no deadline.
     // An inline-only run ends before any deadline could.
     if (secs < 1e9 && !inline_only_)
-      host_.arm_deadline(
-        std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(secs)));
+      host_.arm_deadline(std::chrono::duration_cast<caf::timespan>(
+        std::chrono::duration<double>(std::max(secs - waited, 0.0))));
   }
   pump();
 }
@@ -390,11 +390,14 @@ void request_run::deadline() noexcept {
     for (std::size_t i = 0; i < req_.cmds.size(); ++i)
       if (!results_[i])
         pending.emplace_back(req_.cmds[i].name);
-    fail(rpc_error(error_code::deadline_exceeded,
-                   "deadline exceeded after " + json(*req_.timeout).dump() + " s",
-                   json::make_object({{"timeout", *req_.timeout},
-                                      {"pending", json{std::move(pending)}}})));
+    fail(deadline_error(*req_.timeout, std::move(pending)));
   });
+}
+
+rpc_error deadline_error(double timeout, json::array pending) {
+  return rpc_error(error_code::deadline_exceeded,
+                   "deadline exceeded after " + json(timeout).dump() + " s",
+                   json::make_object({{"timeout", timeout}, {"pending", json{std::move(pending)}}}));
 }
 
 } // namespace mpreg

@@ -30,6 +30,10 @@ struct node_context;
 /// The answer to a request that a stopping node will not finish (1002).
 rpc_error node_stopping_error();
 
+/// The answer to a request whose `timeout` (seconds) ran out with the
+/// commands named in `pending` unfinished (1007).
+rpc_error deadline_error(double timeout, json::array pending);
+
 class request_run {
 public:
   /// Where the run's waiting happens. Every call comes from the run, on the
@@ -68,8 +72,10 @@ public:
   /// then ends inside start(), with no waiting.
   static bool runs_inline_here(const node_context& ctx, const request& req);
 
-  /// Starts the run; never throws (an internal failure is answered 1000).
-  void start(request req) noexcept;
+  /// Starts the run; never throws (an internal failure is answered 1002).
+  /// `waited`: seconds the request already waited for a slot; its deadline
+  /// comes that much sooner (its error still names the full timeout).
+  void start(request req, double waited = 0) noexcept;
 
   // What the host reports. Each is ignored once the run has answered.
   void local_done(std::size_t i, call_outcome out) noexcept;
@@ -82,7 +88,7 @@ public:
   bool answered() const noexcept { return answered_; }
 
 private:
-  void begin(request req);
+  void begin(request req, double waited);
   void pump();
   void start_command(std::size_t i);
   void run_local(std::size_t i, const std::shared_ptr<const local_function>& f);

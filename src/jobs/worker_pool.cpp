@@ -4,6 +4,8 @@
 #include <time.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +21,8 @@ constexpr auto grow_interval = std::chrono::milliseconds{5};
 // A busy thread that used less CPU than this share of an interval is taken
 // as blocked (sleeping, waiting on I/O), not computing.
 constexpr double blocked_below = 0.1;
+// The pool's threads together using this share of every CPU: saturated.
+constexpr double saturated = 0.75;
 
 long long cpu_ns(clockid_t clock) {
   timespec ts{};
@@ -36,7 +40,8 @@ struct worker_pool::state {
     clockid_t clock{};
     bool has_clock = false;
     bool busy = false;
-    long long last_cpu_ns = -1; // at the grower's last look
+    long long cpu_ns = -1;    // CPU time at the grower's sample number `sample`
+    std::uint64_t sample = 0; // 0: never sampled
   };
 
   std::mutex mutex;
@@ -52,16 +57,25 @@ struct worker_pool::state {
   std::vector<std::thread> handles;
   std::thread grower;
   std::uint64_t next_worker = 0;
+  std::uint64_t sample = 1; // the grower's current sample number
   std::unordered_map<std::uint64_t, worker> workers;
 
-  void start_thread(bool core_thread, const std::shared_ptr<state>& self) {
-    ++threads;
+  // False when the system refuses a thread (a pids or ulimit cap).
+  bool start_thread(bool core_thread, const std::shared_ptr<state>& self) {
     auto id = next_worker++;
     workers.emplace(id, worker{});
-    if (core_thread)
-      handles.emplace_back(run, self, id);
-    else
-      std::thread(run, self, id).detach(); // elastic threads exit on their own
+    ++threads;
+    try {
+      if (core_thread)
+        handles.emplace_back(run, self, id);
+      else
+        std::thread(run, self, id).detach(); // elastic threads exit on their own
+      return true;
+    } catch (const std::system_error&) {
+      workers.erase(id);
+      --threads;
+      return false;
+    }
   }
 };
 
@@ -70,7 +84,8 @@ worker_pool::worker_pool(std::size_t core, std::size_t max) : s_(std::make_share
   s_->max = max < s_->core ? s_->core : max;
   std::lock_guard guard{s_->mutex};
   for (std::size_t i = 0; i < s_->core; ++i)
-    s_->start_thread(true, s_);
+    if (!s_->start_thread(true, s_) && s_->threads == 0)
+      throw std::runtime_error("worker pool: cannot start a thread");
   if (s_->max > s_->core)
     s_->grower = std::thread(grow, s_);
 }
@@ -99,41 +114,68 @@ bool worker_pool::submit(std::function<void()> task) {
   return true;
 }
 
-// Elastic, but only for blocking work. While tasks wait, every interval:
-// the busy threads that used (almost) no CPU are blocked, so the CPU they
-// leave is for new threads; threads that compute are not replaced. CPU-bound
-// functions thus keep `core` threads (a flood of them no longer takes the
-// node's I/O thread's CPU with hundreds of threads), while blocking ones get
-// a thread each, the pool doubling at most per interval, up to `max`.
+// Elastic, but only for blocking work. While tasks wait, once per interval
+// (a submit does not shorten it): the busy threads that used (almost) no CPU
+// since the last sample are blocked, so the CPU they leave is for new
+// threads; threads that compute are not replaced. CPU-bound functions thus
+// keep `core` threads (a flood of them no longer takes the node's I/O
+// thread's CPU with hundreds of threads), while blocking ones get a thread
+// each, the pool growing by half at most per interval, up to `max`.
 void worker_pool::grow(std::shared_ptr<state> s) {
   util::name_this_thread("mpreg.poolgrow");
+  using clock = std::chrono::steady_clock;
   std::unique_lock lock{s->mutex};
+  auto last = clock::now();
+  // Reads the busy threads' CPU clocks; returns how many computed since the
+  // previous sample. A busy thread with no baseline from then (it was idle)
+  // gets one now and counts as computing: growth needs proof of blocking.
+  // Also false when the pool's threads used most of the machine's CPUs in
+  // the window: more threads would only share the same CPUs (threads that
+  // wait for a CPU also look idle one by one).
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  auto sample = [&](bool judge) -> std::pair<std::size_t, bool> {
+    auto now = clock::now();
+    auto window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
+    last = now;
+    std::uint64_t previous = s->sample++;
+    std::size_t computing = 0;
+    long long pool_cpu_ns = 0;
+    for (auto& [id, w] : s->workers) {
+      if (!w.busy || !w.has_clock)
+        continue;
+      long long cpu = cpu_ns(w.clock);
+      bool known = w.sample == previous && w.cpu_ns >= 0 && cpu >= 0;
+      if (known)
+        pool_cpu_ns += cpu - w.cpu_ns;
+      if (judge &&
+          (!known || cpu - w.cpu_ns >= static_cast<long long>(blocked_below * window_ns)))
+        ++computing;
+      w.cpu_ns = cpu;
+      w.sample = s->sample;
+    }
+    bool cpu_left = pool_cpu_ns < static_cast<long long>(saturated * cpus * window_ns);
+    return {computing, cpu_left};
+  };
   while (!s->stopping) {
     if (s->tasks.size() <= s->idle) {
       s->grow_wake.wait(lock);
+      sample(false); // a fresh baseline: what ran before the wait says nothing
       continue;
     }
-    s->grow_wake.wait_for(lock, grow_interval);
-    if (s->stopping || s->tasks.size() <= s->idle || s->threads >= s->max)
-      continue;
-    const auto interval_ns = std::chrono::nanoseconds(grow_interval).count();
-    std::size_t computing = 0;
-    for (auto& [id, w] : s->workers) {
-      if (!w.has_clock)
-        continue;
-      long long now = cpu_ns(w.clock);
-      long long used = w.last_cpu_ns < 0 || now < 0 ? interval_ns : now - w.last_cpu_ns;
-      w.last_cpu_ns = now;
-      if (w.busy && used >= static_cast<long long>(blocked_below * interval_ns))
-        ++computing;
-    }
-    if (computing >= s->core)
-      continue; // the pool computes at full width: more threads would only crowd the CPU
-    std::size_t blocked = s->threads - s->idle - computing;
+    const auto until = last + grow_interval;
+    while (!s->stopping && clock::now() < until)
+      s->grow_wake.wait_until(lock, until);
+    if (s->stopping)
+      break;
+    auto [computing, cpu_left] = sample(true);
+    if (s->tasks.size() <= s->idle || s->threads >= s->max || computing >= s->core || !cpu_left)
+      continue; // nothing waits, no room, or the pool computes at full width
+    std::size_t blocked = s->threads - s->idle - std::min(computing, s->threads - s->idle);
     std::size_t want = std::max(s->core - computing, blocked / 2);
     want = std::min({want, s->tasks.size() - s->idle, s->max - s->threads});
     for (std::size_t i = 0; i < want; ++i)
-      s->start_thread(false, s);
+      if (!s->start_thread(false, s))
+        break; // refused: try again next interval
   }
 }
 
@@ -146,7 +188,9 @@ void worker_pool::run(std::shared_ptr<state> s, std::uint64_t id) {
   auto& me = s->workers.at(id);
   me.clock = clock;
   me.has_clock = has_clock;
-  me.last_cpu_ns = has_clock ? cpu_ns(clock) : -1; // its first interval counts too
+  // Its own baseline for the grower's next sample.
+  me.cpu_ns = has_clock ? cpu_ns(clock) : -1;
+  me.sample = s->sample;
   for (;;) {
     while (s->tasks.empty() && !s->stopping) {
       ++s->idle;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -38,8 +39,11 @@ struct session_state {
   struct waiting_request {
     request req;
     std::chrono::steady_clock::time_point arrived;
+    std::optional<std::chrono::steady_clock::time_point> deadline; // from its timeout
   };
   std::deque<waiting_request> waiting;
+  // The earliest deadline a waiting_deadline_atom is on its way for.
+  std::optional<std::chrono::steady_clock::time_point> timer_at;
   // Reading is paused (see start_or_wait).
   bool paused = false;
 
@@ -60,10 +64,49 @@ void reply_error(session_pointer self, const std::string& u, const rpc_error& er
   self->state.out->send(protocol::encode(r));
 }
 
-void start_request(session_pointer self, request req) {
+void arm_waiting_timer(session_pointer self, std::chrono::steady_clock::time_point when) {
+  auto& st = self->state;
+  if (st.timer_at && *st.timer_at <= when)
+    return; // an earlier one is on its way; it re-arms for the rest
+  st.timer_at = when;
+  auto after = std::max(when - std::chrono::steady_clock::now(),
+                        std::chrono::steady_clock::duration::zero());
+  self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(after),
+                     waiting_deadline_atom::value);
+}
+
+// A waiting request's timeout runs while it waits: it is answered 1007 as
+// if it had run, with every command pending.
+void answer_timed_out(session_pointer self, const request& req) {
+  json::array pending;
+  for (const auto& c : req.cmds)
+    pending.emplace_back(c.name);
+  reply_error(self, req.u, deadline_error(*req.timeout, std::move(pending)));
+}
+
+void expire_waiting(session_pointer self) {
+  auto& st = self->state;
+  st.timer_at.reset();
+  auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (auto it = st.waiting.begin(); it != st.waiting.end();) {
+    if (it->deadline && *it->deadline <= now) {
+      answer_timed_out(self, it->req);
+      it = st.waiting.erase(it);
+      continue;
+    }
+    if (it->deadline && (!next || *it->deadline < *next))
+      next = it->deadline;
+    ++it;
+  }
+  if (next)
+    arm_waiting_timer(self, *next);
+}
+
+void start_request(session_pointer self, request req, double waited = 0) {
   // The answer goes straight to the connection, never through this actor.
   auto& st = self->state;
-  if (auto job = run_connection_request(self, st.ctx, st.out, std::move(req)))
+  if (auto job = run_connection_request(self, st.ctx, st.out, std::move(req), waited))
     st.jobs.emplace(job.address(), std::move(job));
 }
 
@@ -81,7 +124,15 @@ void start_or_wait(session_pointer self, request req) {
     start_request(self, std::move(req));
     return;
   }
-  st.waiting.push_back({std::move(req), std::chrono::steady_clock::now()});
+  auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // As request_run: past ~31 years a timeout is no deadline (and would overflow).
+  if (req.timeout && *req.timeout > 0 && *req.timeout < 1e9)
+    deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(*req.timeout));
+  st.waiting.push_back({std::move(req), now, deadline});
+  if (deadline)
+    arm_waiting_timer(self, *deadline);
   if (!st.paused) {
     st.paused = true;
     st.out->pause_reading(true);
@@ -100,11 +151,13 @@ void job_ended(session_pointer self, const caf::actor_addr& job) {
       continue;
     }
     // A request's timeout counts from its arrival, waiting included.
-    if (next.req.timeout) {
-      std::chrono::duration<double> waited = std::chrono::steady_clock::now() - next.arrived;
-      next.req.timeout = std::max(*next.req.timeout - waited.count(), 1e-6);
+    auto now = std::chrono::steady_clock::now();
+    if (next.deadline && now >= *next.deadline) {
+      answer_timed_out(self, next.req);
+      continue;
     }
-    start_request(self, std::move(next.req));
+    start_request(self, std::move(next.req),
+                  std::chrono::duration<double>(now - next.arrived).count());
   }
   // Half the limit, not one below it: one pause per burst, not per answer.
   if (st.paused && st.waiting.empty() && st.jobs.size() <= limit / 2) {
@@ -256,6 +309,7 @@ session_actor::behavior_type session_behavior(session_pointer self,
       }
     },
     [self](closed_atom) { self->quit(caf::exit_reason::user_shutdown); },
+    [self](waiting_deadline_atom) { expire_waiting(self); },
     [self](stop_requests_atom) { return stop_requests(self); },
   };
 }

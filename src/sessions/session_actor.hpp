@@ -38,10 +38,13 @@ namespace mpreg {
 // The node is stopping: the session's running requests answer first (the
 // jobs' stopping_atom), then it replies true and its connection may close.
 using stop_requests_atom = caf::atom_constant<caf::atom("stopreqs")>;
+// The session to itself: a request waiting for a slot may have timed out.
+using waiting_deadline_atom = caf::atom_constant<caf::atom("waitdead")>;
 
 using session_actor =
   caf::typed_actor<caf::reacts_to<frame_atom, frame_batch>, // frames' text
                    caf::reacts_to<closed_atom>,             // the connection is gone
+                   caf::reacts_to<waiting_deadline_atom>,
                    caf::replies_to<stop_requests_atom>::with<bool>>;
 
 session_actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx,

@@ -242,6 +242,21 @@ TEST_CASE("tool: --max-in-flight: a flood waits its turn, every request is answe
   REQUIRE(late.is_object());
   REQUIRE(late.find("error")->is_object());
   CHECK(*late.find("error")->find("code") == json(1007));
+  CHECK(*late.find("error")->find("details")->find("timeout") == json(0.3));
+  // A waiting request's timeout fires while it waits, even when the requests
+  // ahead of it never end in time.
+  REQUIRE(flood.send(rpc("long1", {cmd("|s", "sleep_ms", "[3000]")})));
+  REQUIRE(flood.send(rpc("long2", {cmd("|s", "sleep_ms", "[3000]")})));
+  auto t1 = steady::now();
+  REQUIRE(flood.send(rpc("stuck", {cmd("|s", "sleep_ms", "[0]")}, R"("timeout": 0.3)")));
+  auto stuck = flood.wait_u("stuck", 10000ms);
+  CHECK(ms_since(t1) < 2500); // answered at its deadline, not when a slot freed
+  REQUIRE(stuck.is_object());
+  REQUIRE(stuck.find("error")->is_object());
+  CHECK(*stuck.find("error")->find("code") == json(1007));
+  CHECK(*stuck.find("error")->find("details")->find("pending") == json::parse(R"(["|s"])"));
+  CHECK(flood.wait_u("long1", 10000ms).is_object());
+  CHECK(flood.wait_u("long2", 10000ms).is_object());
   // Reading the flooding connection resumed once its requests were done.
   REQUIRE(flood.send(rpc("again", {cmd("|s", "sleep_ms", "[0]")})));
   CHECK(flood.wait_u("again", 5000ms).is_object());
