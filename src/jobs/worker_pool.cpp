@@ -1,6 +1,7 @@
 #include "jobs/worker_pool.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -23,6 +24,16 @@ constexpr auto grow_interval = std::chrono::milliseconds{5};
 constexpr double blocked_below = 0.1;
 // The pool's threads together using this share of every CPU: saturated.
 constexpr double saturated = 0.75;
+
+// The CPUs this process may run on (its affinity mask, e.g. `taskset`),
+// else the machine's. A cgroup quota is not seen.
+unsigned usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 long long cpu_ns(clockid_t clock) {
   timespec ts{};
@@ -71,7 +82,7 @@ struct worker_pool::state {
       else
         std::thread(run, self, id).detach(); // elastic threads exit on their own
       return true;
-    } catch (const std::system_error&) {
+    } catch (const std::exception&) { // system_error (EAGAIN), bad_alloc
       workers.erase(id);
       --threads;
       return false;
@@ -84,10 +95,18 @@ worker_pool::worker_pool(std::size_t core, std::size_t max) : s_(std::make_share
   s_->max = max < s_->core ? s_->core : max;
   std::lock_guard guard{s_->mutex};
   for (std::size_t i = 0; i < s_->core; ++i)
-    if (!s_->start_thread(true, s_) && s_->threads == 0)
-      throw std::runtime_error("worker pool: cannot start a thread");
-  if (s_->max > s_->core)
-    s_->grower = std::thread(grow, s_);
+    if (!s_->start_thread(true, s_))
+      break;
+  if (s_->threads == 0)
+    throw std::runtime_error("worker pool: cannot start a thread");
+  s_->core = s_->threads; // as many as the system gave
+  if (s_->max > s_->core) {
+    try {
+      s_->grower = std::thread(grow, s_);
+    } catch (const std::exception&) {
+      s_->max = s_->core; // no thread for growing: a fixed pool
+    }
+  }
 }
 
 worker_pool::~worker_pool() {
@@ -132,7 +151,7 @@ void worker_pool::grow(std::shared_ptr<state> s) {
   // Also false when the pool's threads used most of the machine's CPUs in
   // the window: more threads would only share the same CPUs (threads that
   // wait for a CPU also look idle one by one).
-  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  const double cpus = usable_cpus();
   auto sample = [&](bool judge) -> std::pair<std::size_t, bool> {
     auto now = clock::now();
     auto window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
@@ -160,6 +179,11 @@ void worker_pool::grow(std::shared_ptr<state> s) {
     if (s->tasks.size() <= s->idle) {
       s->grow_wake.wait(lock);
       sample(false); // a fresh baseline: what ran before the wait says nothing
+      continue;
+    }
+    if (s->threads >= s->max) { // no room: look again later, from a fresh baseline
+      s->grow_wake.wait_for(lock, 20 * grow_interval);
+      sample(false);
       continue;
     }
     const auto until = last + grow_interval;

@@ -86,8 +86,12 @@ void answer_timed_out(session_pointer self, const request& req) {
 
 void expire_waiting(session_pointer self) {
   auto& st = self->state;
-  st.timer_at.reset();
   auto now = std::chrono::steady_clock::now();
+  // A timer overtaken by an earlier one (which re-armed for the rest) is
+  // stale: without this each would start a chain of its own.
+  if (st.timer_at && now < *st.timer_at)
+    return;
+  st.timer_at.reset();
   std::optional<std::chrono::steady_clock::time_point> next;
   for (auto it = st.waiting.begin(); it != st.waiting.end();) {
     if (it->deadline && *it->deadline <= now) {
