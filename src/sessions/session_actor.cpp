@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
+#include <list>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -41,7 +41,8 @@ struct session_state {
     std::chrono::steady_clock::time_point arrived;
     std::optional<std::chrono::steady_clock::time_point> deadline; // from its timeout
   };
-  std::deque<waiting_request> waiting;
+  // A list: an empty std::deque allocates (about 600 bytes per session).
+  std::list<waiting_request> waiting;
   // The earliest deadline a waiting_deadline_atom is on its way for.
   std::optional<std::chrono::steady_clock::time_point> timer_at;
   // Reading is paused (see start_or_wait).
