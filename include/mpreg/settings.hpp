@@ -26,9 +26,9 @@ struct settings {
   unsigned io_spin_us = 50;
   /// Requests one client connection may have running at once (those that
   /// wait on the pool or a peer). Past it, requests wait in the node in
-  /// order, their timeouts running, and the node stops reading that
-  /// connection until half of them have answered: nothing is refused, and
-  /// one client's flood cannot hold the node's threads or memory.
+  /// order, their timeouts running; when as many again wait, the node stops
+  /// reading that connection until half that many wait: nothing is refused,
+  /// and one client's flood cannot hold the node's threads or memory.
   std::size_t max_in_flight = 256;
 };
 

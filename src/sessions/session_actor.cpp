@@ -35,7 +35,8 @@ struct session_state {
   // one's end removes it), for the node's stop and the connection's close.
   std::unordered_map<caf::actor_addr, job_actor> jobs;
   // Requests read while `jobs` is at settings::max_in_flight wait here, in
-  // order (at most what one burst of reads brought: reading is paused).
+  // order (about max_in_flight of them, plus one burst of reads: then
+  // reading is paused).
   struct waiting_request {
     request req;
     std::chrono::steady_clock::time_point arrived;
@@ -116,9 +117,10 @@ void start_request(session_pointer self, request req, double waited = 0) {
 }
 
 // Backpressure: a connection runs at most max_in_flight requests that wait
-// (on the pool or a peer). Past that, requests wait in the session and the
-// connection is read no more, so one client's flood stays in its own socket
-// instead of taking the node's threads, memory and actor time from others.
+// (on the pool or a peer). Past that, requests wait in the session; when as
+// many again wait, the connection is read no more, so one client's flood
+// stays in its own socket instead of taking the node's threads, memory and
+// actor time from others.
 void start_or_wait(session_pointer self, request req) {
   auto& st = self->state;
   if (st.ctx->stopping.load()) {
@@ -138,7 +140,10 @@ void start_or_wait(session_pointer self, request req) {
   st.waiting.push_back({std::move(req), now, deadline});
   if (deadline)
     arm_waiting_timer(self, *deadline);
-  if (!st.paused) {
+  // Reading stops only when as many again wait: a paused connection answers
+  // no WebSocket pings either (clients' keepalives give up after ~20-40 s),
+  // so a client that merely has many long calls in flight is not paused.
+  if (!st.paused && st.waiting.size() >= st.ctx->config.max_in_flight) {
     st.paused = true;
     st.out->pause_reading(true);
   }
@@ -165,7 +170,7 @@ void job_ended(session_pointer self, const caf::actor_addr& job) {
                   std::chrono::duration<double>(now - next.arrived).count());
   }
   // Half the limit, not one below it: one pause per burst, not per answer.
-  if (st.paused && st.waiting.empty() && st.jobs.size() <= limit / 2) {
+  if (st.paused && st.waiting.size() <= limit / 2) {
     st.paused = false;
     st.out->pause_reading(false);
   }
