@@ -8,7 +8,6 @@
 //
 // The websocketpp client lives in this file only (each websocketpp
 // translation unit costs ~15 s to compile).
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +37,7 @@
 
 #include "mpreg/json.hpp"
 #include "protocol/codec.hpp"
+#include "util/fd_limit.hpp"
 
 namespace {
 
@@ -885,19 +885,10 @@ private:
   std::string connect_error_message_;
 };
 
-// Thousands of connections need thousands of descriptors.
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-  raise_fd_limit();
+  mpreg::util::raise_fd_limit(); // thousands of connections need thousands of descriptors
   options o = parse_options(argc, argv);
   workload wl = make_workload(o);
   bench b(std::move(o), std::move(wl));

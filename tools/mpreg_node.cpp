@@ -2,7 +2,6 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +18,7 @@
 #include "mpreg/module.hpp"
 #include "mpreg/node.hpp"
 #include "mpreg_build_config.h"
+#include "util/fd_limit.hpp"
 #include "util/log.hpp"
 
 namespace {
@@ -51,19 +51,6 @@ void load_module(const std::string& path, mpreg::node& node) {
   MPREG_LOG(info, "loaded module " << path);
 }
 
-// Every connection and peer link is a file descriptor; the usual soft limit
-// (1024) is far below what a node serves, while the hard limit is what the
-// administrator allows. Out of descriptors, websocketpp retries accept()
-// at once, in a loop, until one is free.
-void raise_fd_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-      MPREG_LOG(warn, "could not raise the open-file limit to " << rl.rlim_max);
-  }
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -85,7 +72,10 @@ int main(int argc, char** argv) {
   if (!mpreg::log::parse_level(opts.log_level, level))
     die("unknown log level '" + opts.log_level + "'");
   mpreg::log::set_level(level);
-  raise_fd_limit();
+  // Out of descriptors, websocketpp retries accept() at once, in a loop,
+  // until one is free: take all the system allows.
+  if (!mpreg::util::raise_fd_limit())
+    MPREG_LOG(warn, "could not raise the open-file limit to its hard limit");
 
   // Signals are taken synchronously by this thread (sigwait): every thread
   // started from here on inherits the blocked mask.

@@ -115,7 +115,7 @@ rpc_error request_run::response_too_large() const {
 }
 
 // An error too large to send (a function's huge message or details): the
-// same code, the start of its message, no details.
+// same code, the start of its message, only the limit left in its details.
 rpc_error request_run::shortened(const rpc_error& err) const {
   // Room for the envelope, the note and the request's id besides.
   const std::size_t kept = std::min<std::size_t>(512, max_size() / 4);
@@ -167,10 +167,8 @@ void request_run::begin(request req, double waited) {
                      json::make_object({{"field", "timeout"}})));
       return;
     }
-    // A timespan (int64 ns) holds ~292 years: converting a longer deadline
-    // (1e12 s, 1e300 s) overflows into the past. Past ~31 years: no deadline.
     // An inline-only run ends before any deadline could.
-    if (secs < 1e9 && !inline_only_)
+    if (is_deadline(secs) && !inline_only_)
       host_.arm_deadline(std::chrono::duration_cast<caf::timespan>(
         std::chrono::duration<double>(std::max(secs - waited, 0.0))));
   }
@@ -392,6 +390,12 @@ void request_run::deadline() noexcept {
         pending.emplace_back(req_.cmds[i].name);
     fail(deadline_error(*req_.timeout, std::move(pending)));
   });
+}
+
+bool is_deadline(double timeout) {
+  // A timespan (int64 ns) holds ~292 years: converting a longer deadline
+  // (1e12 s, 1e300 s) overflows into the past. Past ~31 years: no deadline.
+  return timeout > 0 && timeout < 1e9;
 }
 
 rpc_error deadline_error(double timeout, json::array pending) {

@@ -30,6 +30,10 @@ struct node_context;
 /// The answer to a request that a stopping node will not finish (1002).
 rpc_error node_stopping_error();
 
+/// Whether a request's `timeout` (seconds) sets a deadline: a positive one
+/// below ~31 years (longer ones would overflow a timespan; they never end).
+bool is_deadline(double timeout);
+
 /// The answer to a request whose `timeout` (seconds) ran out with the
 /// commands named in `pending` unfinished (1007).
 rpc_error deadline_error(double timeout, json::array pending);

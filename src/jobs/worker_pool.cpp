@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>

@@ -133,8 +133,7 @@ void start_or_wait(session_pointer self, request req) {
   }
   auto now = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> deadline;
-  // As request_run: past ~31 years a timeout is no deadline (and would overflow).
-  if (req.timeout && *req.timeout > 0 && *req.timeout < 1e9)
+  if (req.timeout && is_deadline(*req.timeout))
     deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                        std::chrono::duration<double>(*req.timeout));
   st.waiting.push_back({std::move(req), now, deadline});
