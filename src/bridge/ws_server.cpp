@@ -2,7 +2,9 @@
 #include "bridge/ws_server.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -10,6 +12,7 @@
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "transport/io_host.hpp"
 #include "transport/ws_payload.hpp"
@@ -28,6 +31,13 @@ struct connection_data {
   bool read_armed = false;
 };
 
+// What the endpoint asks of its owner when an accept completes (see
+// handle_accept below); set before listening, called on the loop thread.
+struct endpoint_data {
+  // True when the owner retries the accept later itself.
+  std::function<bool(const std::error_code&)> accept_done;
+};
+
 struct server_config : websocketpp::config::asio {
   // One thread at a time runs the node's loop (io_host), so websocketpp's
   // per-connection strands only cost a mutex and a queue per handler.
@@ -36,6 +46,7 @@ struct server_config : websocketpp::config::asio {
   };
   using transport_type = websocketpp::transport::asio::endpoint<transport_config>;
   using connection_base = connection_data;
+  using endpoint_base = endpoint_data;
 };
 
 } // namespace
@@ -66,6 +77,23 @@ inline void websocketpp::connection<mpreg::bridge::server_config>::handle_resume
   m_read_flag = true;
   if (!this->read_armed)
     read_frame();
+}
+
+// Accepting again. websocketpp 0.8.2 restarts a failed accept at once; out
+// of descriptors (EMFILE) that fails at once again, a busy loop at 100 % CPU
+// until a descriptor frees up. This is its handle_accept except for the
+// owner's say (endpoint_data::accept_done), which delays such retries.
+template <>
+inline void websocketpp::server<mpreg::bridge::server_config>::handle_accept(
+  connection_ptr con, lib::error_code const& ec) {
+  if (ec)
+    con->terminate(ec);
+  else
+    con->start();
+  if (this->accept_done && this->accept_done(ec))
+    return;
+  lib::error_code start_ec;
+  start_accept(start_ec);
 }
 
 namespace mpreg::bridge {
@@ -107,6 +135,11 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
   // Connections with frames in `burst`, and whether a flush is queued.
   std::vector<connection_ptr> bursting;
   bool flush_queued = false;
+  // Accepting with backoff while the process is out of descriptors (or
+  // memory), as Go's net/http does: 5 ms doubling to 1 s, reset by a success.
+  asio::steady_timer accept_retry;
+  std::chrono::milliseconds accept_delay{0};
+  std::uint64_t accept_failures = 0; // in a row
 
   // Hands every burst to the actors. Runs after the read handlers that
   // filled them (it is posted behind them), and before a close is reported.
@@ -125,7 +158,41 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
     : host(std::move(h)),
       events(std::move(ev)),
       max_message_size(max_size),
-      max_buffered(max_size + (16u << 20)) {}
+      max_buffered(max_size + (16u << 20)),
+      accept_retry(host->io()) {}
+
+  // An accept completed (endpoint_data::accept_done); true when the retry
+  // is left to accept_retry.
+  bool accept_done(const std::error_code& ec) {
+    if (!ec) {
+      if (accept_failures > 0)
+        MPREG_LOG(info, "accepting connections again, after " << accept_failures
+                                                             << " failed attempts");
+      accept_failures = 0;
+      accept_delay = std::chrono::milliseconds{0};
+      return false;
+    }
+    // Asio's own system category: it does not compare equal to std::errc.
+    int e = ec.value();
+    bool shortage = ec.category() == asio::error::get_system_category() &&
+                    (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
+    if (!shortage)
+      return false; // another client's failed handshake, say: accept at once
+    if (accept_failures++ == 0)
+      MPREG_LOG(warn, "cannot accept connections: " << ec.message()
+                        << "; retrying with backoff up to 1 s (raise the open-file limit?)");
+    accept_delay = std::min(std::max(2 * accept_delay, std::chrono::milliseconds{5}),
+                            std::chrono::milliseconds{1000});
+    accept_retry.expires_after(accept_delay);
+    accept_retry.async_wait([weak = weak_from_this()](const asio::error_code& wait_ec) {
+      auto self = weak.lock();
+      if (wait_ec || !self)
+        return; // cancelled by stop()
+      websocketpp::lib::error_code start_ec; // not listening any more: nothing to do
+      self->endpoint.start_accept(start_ec);
+    });
+    return true;
+  }
 
   void count_open(std::size_t n) {
     {
@@ -301,6 +368,10 @@ ws_server::ws_server(std::shared_ptr<transport::io_host> host, server_events eve
   ep.set_reuse_addr(true);
   ep.set_max_message_size(max_message_size);
   std::weak_ptr<impl> weak = impl_;
+  ep.accept_done = [weak](const std::error_code& ec) {
+    auto self = weak.lock();
+    return self && self->accept_done(ec);
+  };
   // Every handler is set before listen(): connections copy them at creation.
   ep.set_open_handler([weak](websocketpp::connection_hdl hdl) {
     auto [self, con] = lookup(weak, hdl);
@@ -402,7 +473,8 @@ void ws_server::stop(std::chrono::milliseconds grace) {
       self->stopping = true;
       websocketpp::lib::error_code ec;
       self->endpoint.stop_listening(ec);
-      self->fence(&impl::accept_ended); // behind the cancelled accept
+      self->accept_retry.cancel();
+      self->fence(&impl::accept_ended); // behind the cancelled accept (or retry)
       for (auto& [id, hdl] : self->open) {
         auto con = self->endpoint.get_con_from_hdl(hdl, ec);
         if (!ec)

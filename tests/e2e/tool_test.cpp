@@ -4,9 +4,12 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +18,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -287,6 +292,55 @@ TEST_CASE("tool: SIGTERM exits 0 within a few seconds even when a client never a
   CHECK(node.wait(8000ms) == 0);
   CHECK(ms_since(t0) < 8000);
   MESSAGE("stopped in " << ms_since(t0) << " ms");
+}
+
+// CPU seconds a process has used so far (utime + stime from /proc).
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2)); // after "pid (comm) "
+  std::string f;
+  long long ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i)
+    if (i == 14 || i == 15) // utime, stime
+      ticks += std::stoll(f);
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST_CASE("tool: out of file descriptors, the node backs off instead of spinning, then serves") {
+  // 64 descriptors, hard limit too (the node raises its soft limit to the hard one).
+  node_process node("/usr/bin/prlimit", {"--nofile=64:64", node_exe(), "--port", "0"});
+  std::vector<int> held; // more TCP connections than the node can accept
+  for (int i = 0; i < 120; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(node.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    held.push_back(fd);
+  }
+  auto t0 = steady::now();
+  while (!contains(node.stderr_text(), "cannot accept connections") && ms_since(t0) < 10000)
+    std::this_thread::sleep_for(20ms);
+  INFO(node.stderr_text());
+  REQUIRE(contains(node.stderr_text(), "cannot accept connections: Too many open files"));
+  // websocketpp alone retries a failed accept at once: a busy loop, a whole core.
+  double cpu0 = cpu_seconds(node.pid());
+  auto w0 = steady::now();
+  std::this_thread::sleep_for(1s);
+  double wall = static_cast<double>(ms_since(w0)) / 1000.0;
+  double used = cpu_seconds(node.pid()) - cpu0;
+  MESSAGE("CPU while out of descriptors: " << used << " s in " << wall << " s");
+  CHECK(used < 0.5 * wall);
+  for (int fd : held)
+    ::close(fd);
+  // Descriptors free again: a client gets through (within the backoff's 1 s).
+  auto answer = call(node.url(), "after", {cmd("e", "echo", "[\"back\"]")});
+  CHECK(result_of(answer).find("e")->as_string() == "back");
+  CHECK(contains(node.stderr_text(), "accepting connections again"));
+  CHECK(node.terminate() == 0);
 }
 
 TEST_CASE("tool: --help and --version exit 0") {
