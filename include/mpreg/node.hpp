@@ -38,7 +38,8 @@ namespace mpreg {
 /// Sets up `cfg` the way mpreg-node runs its actors; call it before the
 /// actor_system is made from `cfg`. Optional: a node works in any actor
 /// system, this only makes it faster.
-///  - Actors get cores − 1 scheduler threads (at least 1).
+///  - Actors get cores − 1 scheduler threads (at least 1); "cores" is the
+///    affinity mask capped by a cgroup CPU quota (containers).
 ///  - An idle scheduler thread sleeps at once on its condition variable
 ///    instead of polling 500 times with 50 µs sleeps (which a message
 ///    arriving in between has to wait out).

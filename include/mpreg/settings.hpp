@@ -20,7 +20,7 @@ struct settings {
   double dead_peer_timeout = 30.0;          ///< seconds before an unrefreshed peer is dropped
   std::size_t max_message_size = 64u << 20; ///< largest frame / result, in bytes
   double reconnect_max_backoff = 30.0;      ///< cap of the peer-link reconnect backoff, seconds
-  std::size_t worker_threads = 0;           ///< function pool size; 0: 2 x hardware threads (min 4)
+  std::size_t worker_threads = 0;           ///< function pool size; 0: 2 x usable CPUs (min 4; affinity mask and cgroup quota)
   /// Microseconds the node's I/O loop keeps polling after work before it sleeps:
   /// lower latency for a little CPU; 0 sleeps at once.
   unsigned io_spin_us = 50;

@@ -1,7 +1,6 @@
 #include "jobs/worker_pool.hpp"
 
 #include <pthread.h>
-#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "util/cpus.hpp"
 #include "util/thread_name.hpp"
 
 namespace mpreg {
@@ -23,16 +23,6 @@ constexpr auto grow_interval = std::chrono::milliseconds{5};
 constexpr double blocked_below = 0.1;
 // The pool's threads together using this share of every CPU: saturated.
 constexpr double saturated = 0.75;
-
-// The CPUs this process may run on (its affinity mask, e.g. `taskset`),
-// else the machine's. A cgroup quota is not seen.
-unsigned usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-    return static_cast<unsigned>(CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
 
 long long cpu_ns(clockid_t clock) {
   timespec ts{};
@@ -150,7 +140,7 @@ void worker_pool::grow(std::shared_ptr<state> s) {
   // Also false when the pool's threads used most of the machine's CPUs in
   // the window: more threads would only share the same CPUs (threads that
   // wait for a CPU also look idle one by one).
-  const double cpus = usable_cpus();
+  const double cpus = util::cpu_capacity();
   auto sample = [&](bool judge) -> std::pair<std::size_t, bool> {
     auto now = clock::now();
     auto window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();

@@ -1,7 +1,8 @@
 #include "node/node_context.hpp"
 
 #include <algorithm>
-#include <thread>
+
+#include "util/cpus.hpp"
 
 namespace mpreg {
 
@@ -9,8 +10,7 @@ namespace {
 std::size_t pool_size(const settings& s) {
   if (s.worker_threads > 0)
     return s.worker_threads;
-  std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
-  return std::max<std::size_t>(4, 2 * hw);
+  return std::max<std::size_t>(4, 2 * util::usable_cpus());
 }
 } // namespace
 

@@ -1,11 +1,11 @@
 #include <algorithm>
 #include <cstddef>
-#include <thread>
 
 #include <caf/actor_system_config.hpp>
 
 #include "mpreg/node.hpp"
 #include "scheduler/tuned_coordinator.hpp"
+#include "util/cpus.hpp"
 
 namespace mpreg {
 
@@ -14,7 +14,7 @@ void tune_actor_system(caf::actor_system_config& cfg) {
   // its own and the actors the rest (user functions run on the worker pool,
   // not here). On 2 cores a second actor thread only added wake-ups and
   // cache traffic: 12 % more CPU per request (bench/run, docs/PERFORMANCE.md).
-  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  auto cores = util::usable_cpus(); // a cgroup quota included
   cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(1u, cores - 1)));
   // Work-stealing workers that find no work spin briefly, then (by default)
   // poll 500 times with 50 us sleeps before sleeping on a condition variable.
