@@ -1,5 +1,10 @@
 #include "jobs/local_call.hpp"
 
+#include <string>
+
+#include "json/limits.hpp"
+#include "json/size_estimate.hpp"
+
 namespace mpreg {
 
 namespace {
@@ -16,7 +21,12 @@ call_outcome failed(const local_function& f, const std::string& why, json detail
 call_outcome invoke_function(const local_function& f, const json::array& args,
                              const json::object& kwargs) noexcept {
   try {
-    return call_outcome{f.call(args, kwargs), std::nullopt};
+    call_outcome out{f.call(args, kwargs), std::nullopt};
+    if (nested_deeper_than(out.value, detail::max_depth))
+      return failed(f, "result nested too deep: more than " + std::to_string(detail::max_depth) +
+                         " levels of arrays and objects",
+                    json::make_object({{"max_depth", detail::max_depth}}));
+    return out;
   } catch (const call_error& e) {
     return failed(f, e.what(), e.details());
   } catch (const std::exception& e) {

@@ -142,6 +142,8 @@ void request_run::start(request req, double waited) noexcept {
 }
 
 void request_run::begin(request req, double waited) {
+  using clock = std::chrono::steady_clock;
+  auto started = clock::now(); // building the graph of a large request counts too
   req_ = std::move(req);
   try {
     graph_.emplace(req_);
@@ -167,10 +169,15 @@ void request_run::begin(request req, double waited) {
                      json::make_object({{"field", "timeout"}})));
       return;
     }
-    // An inline-only run ends before any deadline could.
-    if (is_deadline(secs) && !inline_only_)
-      host_.arm_deadline(std::chrono::duration_cast<caf::timespan>(
-        std::chrono::duration<double>(std::max(secs - waited, 0.0))));
+    if (is_deadline(secs)) {
+      auto left = std::chrono::duration<double>(std::max(secs - waited, 0.0));
+      // Inline commands run one after another here, with no timer able to
+      // interrupt them: pump() looks at the clock between them.
+      deadline_at_ = started + std::chrono::duration_cast<clock::duration>(left);
+      if (!inline_only_)
+        host_.arm_deadline(std::chrono::duration_cast<caf::timespan>(
+          std::max(*deadline_at_ - clock::now(), clock::duration::zero())));
+    }
   }
   pump();
 }
@@ -178,8 +185,13 @@ void request_run::begin(request req, double waited) {
 // Starts every ready command; inline ones may make more ready (no recursion).
 void request_run::pump() {
   // Every command enters ready_ once, so it never outgrows the request.
-  while (ready_head_ < ready_.size() && !answered_)
+  while (ready_head_ < ready_.size() && !answered_) {
+    if (deadline_at_ && std::chrono::steady_clock::now() >= *deadline_at_) {
+      expire();
+      return;
+    }
     start_command(ready_[ready_head_++]);
+  }
   if (!answered_ && finished_ == req_.cmds.size())
     finish();
 }
@@ -383,13 +395,15 @@ void request_run::stopping() noexcept {
 }
 
 void request_run::deadline() noexcept {
-  guarded([&] {
-    json::array pending;
-    for (std::size_t i = 0; i < req_.cmds.size(); ++i)
-      if (!results_[i])
-        pending.emplace_back(req_.cmds[i].name);
-    fail(deadline_error(*req_.timeout, std::move(pending)));
-  });
+  guarded([&] { expire(); });
+}
+
+void request_run::expire() {
+  json::array pending;
+  for (std::size_t i = 0; i < req_.cmds.size(); ++i)
+    if (!results_[i])
+      pending.emplace_back(req_.cmds[i].name);
+  fail(deadline_error(*req_.timeout, std::move(pending)));
 }
 
 bool is_deadline(double timeout) {

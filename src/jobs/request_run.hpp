@@ -9,6 +9,7 @@
 // costs no actor spawn at all (see runs_inline_here).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -99,6 +100,7 @@ private:
   void complete(std::size_t i, call_outcome out);
   void retry_elsewhere(std::size_t i, const rpc_error& why);
   void finish();
+  void expire();
   rpc_error response_too_large() const;
   rpc_error shortened(const rpc_error& err) const;
   void fail(rpc_error err);
@@ -125,6 +127,7 @@ private:
   std::vector<remote_attempts> remote_;
   std::size_t finished_ = 0;
   bool answered_ = false;
+  std::optional<std::chrono::steady_clock::time_point> deadline_at_;
 };
 
 } // namespace mpreg

@@ -75,6 +75,28 @@ bool add_encoded_size(const json& v, StringSize&& string_size, std::size_t limit
   return total <= limit;
 }
 
+/// Whether v has arrays and objects nested more than `limit` deep ([[1]] is
+/// 2). Every reader of ours refuses text nested deeper than
+/// detail::max_depth, so a node must not produce such values either; and
+/// each step of a chain that wraps its input (echos of echos of ...) would
+/// copy a deeper value than the last. Recurses at most `limit` + 1 deep.
+inline bool nested_deeper_than(const json& v, std::size_t limit) {
+  if (v.is_array()) {
+    if (limit == 0)
+      return true;
+    for (const auto& e : v.as_array())
+      if (nested_deeper_than(e, limit - 1))
+        return true;
+  } else if (v.is_object()) {
+    if (limit == 0)
+      return true;
+    for (const auto& m : v.as_object())
+      if (nested_deeper_than(m.value, limit - 1))
+        return true;
+  }
+  return false;
+}
+
 /// The estimated encoded size of a value with no references in it.
 inline std::size_t encoded_size_estimate(const json& v) {
   std::size_t total = 0;

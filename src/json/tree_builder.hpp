@@ -10,12 +10,10 @@
 
 #include <rapidjson/reader.h>
 
+#include "json/limits.hpp"
 #include "mpreg/json.hpp"
 
 namespace mpreg::detail {
-
-// Deeper documents are refused: our tree is destroyed and written recursively.
-constexpr std::size_t max_depth = 512;
 
 class tree_builder {
 public:

@@ -2,6 +2,9 @@
 // the run asks of it: the tests play the worker pool, the peers and the clock.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <caf/all.hpp>
 
 #include "jobs/request_run.hpp"
@@ -139,7 +142,9 @@ TEST_CASE("request_run: pool results arriving out of order release their consume
       {"name":"c","fun":"slow","args":["a","b"]},
       {"name":"d","fun":"echo","args":["b"]}]})"));
   REQUIRE(f.host.deadlines.size() == 1);
-  CHECK(f.host.deadlines[0] == std::chrono::milliseconds(1500));
+  // The timeout, less the moment the graph took to build.
+  CHECK(f.host.deadlines[0] <= std::chrono::milliseconds(1500));
+  CHECK(f.host.deadlines[0] > std::chrono::milliseconds(1000));
   REQUIRE(f.host.pool.size() == 2); // a and b; c and d wait for them
   CHECK_FALSE(run.answered());
   run.local_done(1, call_outcome{json(20), std::nullopt}); // b first
@@ -184,6 +189,61 @@ TEST_CASE("request_run: the deadline answers 1007 listing the commands not finis
   CHECK(f.host.answers[0].error->code == 1007);
   CHECK(f.host.answers[0].error->details ==
         json::parse(R"({"timeout":0.25,"pending":["b"]})"));
+}
+
+TEST_CASE("request_run: inline commands stop at the deadline; no timer could interrupt them") {
+  fixture f;
+  // An inline function that takes 20 ms: a chain of 50 takes a second.
+  f.ctx->functions.add(local_function{"nap",
+                                      [](const json::array& a, const json::object&) {
+                                        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                        return a.empty() ? json{} : a[0];
+                                      },
+                                      {}, true});
+  std::string cmds = R"({"name":"c0","fun":"nap","args":[0]})";
+  for (int i = 1; i < 50; ++i)
+    cmds += R"(,{"name":"c)" + std::to_string(i) + R"(","fun":"nap","args":["c)" +
+            std::to_string(i - 1) + R"("]})";
+  auto req = make_request(R"({"role":"rpc","u":"r","timeout":0.1,"cmds":[)" + cmds + "]}");
+  REQUIRE(request_run::runs_inline_here(*f.ctx, req));
+  request_run run(f.ctx, f.host, true);
+  auto t0 = std::chrono::steady_clock::now();
+  run.start(std::move(req));
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(f.host.answers.size() == 1);
+  REQUIRE(f.host.answers[0].error);
+  CHECK(f.host.answers[0].error->code == 1007);
+  // It stopped at the first command that found the deadline passed.
+  auto pending = f.host.answers[0].error->details.find("pending");
+  REQUIRE(pending);
+  CHECK(pending->as_array().size() > 0);
+  CHECK(pending->as_array().size() < 50);
+  CHECK(took < std::chrono::milliseconds(900)); // not the whole chain's second
+}
+
+TEST_CASE("request_run: a result nested deeper than the readers accept fails with 1003") {
+  fixture f;
+  // Each echos wraps its input in one more array.
+  std::string cmds = R"({"name":"c0","fun":"echos","args":[0]})";
+  for (int i = 1; i < 600; ++i)
+    cmds += R"(,{"name":"c)" + std::to_string(i) + R"(","fun":"echos","args":["c)" +
+            std::to_string(i - 1) + R"("]})";
+  request_run run(f.ctx, f.host, true);
+  run.start(make_request(R"({"role":"rpc","u":"r","cmds":[)" + cmds + "]}"));
+  REQUIRE(f.host.answers.size() == 1);
+  REQUIRE(f.host.answers[0].error);
+  CHECK(f.host.answers[0].error->code == 1003);
+  CHECK(f.host.answers[0].error->details.find("command")->as_string() == "c512");
+  CHECK(f.host.answers[0].error->message.find("nested too deep") != std::string::npos);
+}
+
+TEST_CASE("nested_deeper_than counts containers, not scalars") {
+  CHECK_FALSE(nested_deeper_than(json(1), 0));
+  CHECK(nested_deeper_than(json::parse("[]"), 0));
+  CHECK_FALSE(nested_deeper_than(json::parse("[[1]]"), 2));
+  CHECK(nested_deeper_than(json::parse("[[1]]"), 1));
+  CHECK(nested_deeper_than(json::parse(R"([1,{"a":[{}]}])"), 3));
+  CHECK_FALSE(nested_deeper_than(json::parse(R"([1,{"a":[{}]}])"), 4));
 }
 
 TEST_CASE("request_run: a lost peer is retried on another, then 1008 naming both") {
