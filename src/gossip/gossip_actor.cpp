@@ -1,5 +1,6 @@
 #include "gossip/gossip_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <caf/all.hpp>
@@ -55,10 +56,17 @@ void merge(gossip_pointer self, const protocol::gossip& g) {
   auto& ctx = *st.ctx;
   if (!g.cluster_id.empty() && g.cluster_id != ctx.config.cluster_id)
     return;
-  for (const auto& e : g.peers) {
+  double now = wall_seconds();
+  for (auto e : g.peers) {
     if (e.url.empty() || is_self_url(ctx, e.url))
       continue;
     if (!e.advert.cluster_id.empty() && e.advert.cluster_id != ctx.config.cluster_id)
+      continue;
+    // Clocks differ between nodes: a sighting "in the future" is one now
+    // (else it would never expire). One older than the dead-peer timeout is
+    // of a peer presumed dead: not news worth linking to.
+    e.last_seen = std::min(e.last_seen, now);
+    if (now - e.last_seen > ctx.config.dead_peer_timeout)
       continue;
     if (ctx.routes.gossip(e))
       self->send(st.supervisor, connect_atom::value, e.url, false);

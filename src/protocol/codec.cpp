@@ -167,14 +167,24 @@ gossip decode_gossip(const json& f) {
   if (peers && !peers->is_array())
     invalid("field 'peers' must be an array", field_detail("peers"));
   if (peers)
-    for (const auto& p : peers->as_array()) {
+    for (std::size_t i = 0; i < peers->as_array().size(); ++i) {
+      const json& p = peers->as_array()[i];
+      std::string path = "peers[" + std::to_string(i) + "]";
       if (!p.is_object())
-        invalid("gossip peers must be objects", field_detail("peers"));
+        invalid("gossip peers must be objects, got " + std::string(p.type_name()) + " at index " +
+                  std::to_string(i),
+                field_detail(path));
       gossip_entry e;
-      e.url = required_string(p, "url", "peers[].url");
+      e.url = required_string(p, "url", path + ".url");
       e.advert = advert_from_json(p);
-      if (const json* ls = member(p, "last_seen"); ls && ls->is_number())
-        e.last_seen = ls->as_double();
+      // Without it an entry could never be judged stale, nor expire.
+      const json* ls = p.find("last_seen");
+      if (!ls)
+        invalid("missing field '" + path + ".last_seen'", field_detail(path + ".last_seen"));
+      if (!ls->is_number())
+        invalid("field '" + path + ".last_seen' must be a number, got " + ls->type_name(),
+                field_detail(path + ".last_seen"));
+      e.last_seen = ls->as_double();
       g.peers.push_back(std::move(e));
     }
   return g;

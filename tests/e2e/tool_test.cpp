@@ -343,6 +343,50 @@ TEST_CASE("tool: out of file descriptors, the node backs off instead of spinning
   CHECK(node.terminate() == 0);
 }
 
+TEST_CASE("tool: gossip: entries without a numeric last_seen are refused; future ones expire") {
+  node_process node(node_exe(), {"--port", "0", "--dead-peer-timeout", "2", "--gossip-interval",
+                                 "0.2"});
+  raw_conn c(endpoint(), node.url());
+  auto gossip = [](const std::string& u, int port, const std::string& last_seen) {
+    return R"({"role":"gossip","cluster_id":"default-cluster","u":")" + u +
+           R"(","peers":[{"url":"ws://127.0.0.1:)" + std::to_string(port) +
+           R"(","funs":["y"],"locs":[],"cluster_id":"default-cluster")" + last_seen + "}]}";
+  };
+  auto peer_urls = [&] {
+    std::vector<std::string> urls;
+    json status = status_of(node.port());
+    for (const auto& p : status.find("peers")->as_array())
+      urls.push_back(p.find("url")->as_string());
+    return urls;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  // Not a number, or missing: 1006, nothing learned.
+  REQUIRE(c.send(gossip("g1", 9, R"(,"last_seen":"x")")));
+  CHECK(error_code_of(c.wait_u("g1")) == 1006);
+  REQUIRE(c.send(gossip("g2", 9, "")));
+  CHECK(error_code_of(c.wait_u("g2")) == 1006);
+  // Older than the dead-peer timeout: a dead peer, ignored (no reply: gossip).
+  REQUIRE(c.send(gossip("g3", 10, R"(,"last_seen":0)")));
+  // From the future (another clock): taken as now, so it expires.
+  REQUIRE(c.send(gossip("g4", 11, R"(,"last_seen":1e300)")));
+  std::vector<std::string> urls;
+  auto t0 = steady::now();
+  while (!has(urls = peer_urls(), "ws://127.0.0.1:11") && ms_since(t0) < 10000)
+    std::this_thread::sleep_for(20ms);
+  REQUIRE(has(urls, "ws://127.0.0.1:11"));
+  // The gossip actor took g3 before g4.
+  CHECK_FALSE(has(urls, "ws://127.0.0.1:10"));
+  CHECK_FALSE(has(urls, "ws://127.0.0.1:9"));
+  while (has(urls = peer_urls(), "ws://127.0.0.1:11") && ms_since(t0) < 15000)
+    std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(has(urls, "ws://127.0.0.1:11"));
+  MESSAGE("the peer seen 'in the future' was forgotten after " << ms_since(t0) << " ms");
+  CHECK(c.frame_count() == 2); // errors for g1 and g2 only
+  CHECK(node.terminate() == 0);
+}
+
 TEST_CASE("tool: --help and --version exit 0") {
   auto r = run_tool({"--help"});
   CHECK(r.code == 0);

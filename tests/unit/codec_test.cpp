@@ -119,6 +119,28 @@ TEST_CASE("node-to-node messages round trip") {
   CHECK(gg.peers[0].advert.funs == hello.advert.funs);
 }
 
+TEST_CASE("gossip entries need a url and a numeric last_seen") {
+  auto entry = [](const std::string& last_seen) {
+    return R"({"role":"gossip","u":"g","cluster_id":"c","peers":[{"url":"ws://127.0.0.1:1",)"
+           R"("funs":["f"],"last_seen":1.5},{"url":"ws://127.0.0.1:2","funs":[])" +
+           last_seen + "}]}";
+  };
+  for (const auto& bad : {std::string{}, std::string(R"(,"last_seen":"x")"),
+                          std::string(R"(,"last_seen":null)")}) {
+    auto e = fails(entry(bad));
+    CHECK(e.error.code == 1006);
+    CHECK(e.u == "g");
+    CHECK(e.error.details.find("field")->as_string() == "peers[1].last_seen");
+  }
+  CHECK(fails(entry(R"(,"last_seen":"x")")).error.message ==
+        "field 'peers[1].last_seen' must be a number, got string");
+  auto ok = must<gossip>(decode(entry(R"(,"last_seen":-5)")));
+  CHECK(ok.peers.size() == 2);
+  CHECK(ok.peers[1].last_seen == -5.0); // a number: judged by the gossip actor (stale)
+  CHECK(fails(R"({"role":"gossip","u":"g","peers":[7]})").error.message ==
+        "gossip peers must be objects, got integer at index 0");
+}
+
 TEST_CASE("ids are unique") {
   CHECK(new_id() != new_id());
   CHECK(new_id().size() == 26);
