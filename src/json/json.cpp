@@ -3,7 +3,6 @@
 // and its writer serialises it.
 #include "mpreg/json.hpp"
 #include "json/append.hpp"
-#include "json/parse_owned.hpp"
 #include "util/ascii.hpp"
 #include "json/tree_builder.hpp"
 
@@ -229,42 +228,11 @@ json json::parse(std::string_view text) {
   auto res = reader.Parse<flags>(ms, builder);
   if (res.IsError())
     malformed(res, builder);
+  // The stream reads a NUL byte as its end: text after one is not ignored.
+  if (ms.Tell() != text.size())
+    throw json_error("malformed JSON at offset " + std::to_string(ms.Tell()) +
+                     ": The document root must not be followed by other values.");
   return builder.take_result();
-}
-
-namespace {
-
-template <unsigned Flags>
-json parse_in_place(std::string& text) {
-  tree_builder builder;
-  rapidjson::Reader reader;
-  rapidjson::InsituStringStream ss(text.data()); // std::string keeps a trailing NUL
-  constexpr unsigned flags = Flags | rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag |
-                             rapidjson::kParseStopWhenDoneFlag;
-  auto res = reader.Parse<flags>(ss, builder);
-  if (!res.IsError()) {
-    // StopWhenDone ends at the value: anything but whitespace after it is an
-    // error, and so is a NUL inside the text (the in-situ stream stops at it).
-    std::size_t pos = ss.Tell();
-    while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r'))
-      ++pos;
-    if (pos != text.size())
-      throw json_error("malformed JSON at offset " + std::to_string(pos) +
-                       ": The document root must not be followed by other values.");
-    return builder.take_result();
-  }
-  malformed(res, builder);
-}
-
-} // namespace
-
-json parse_owned_text(std::string& text) {
-  // In-situ: RapidJSON decodes strings inside the frame's own buffer instead
-  // of a side stack; the frame is dropped after decoding anyway. ASCII text
-  // needs no UTF-8 validation, which lets RapidJSON scan strings with SIMD.
-  if (util::is_ascii(text))
-    return parse_in_place<0>(text);
-  return parse_in_place<rapidjson::kParseValidateEncodingFlag>(text);
 }
 
 std::string json::dump() const {

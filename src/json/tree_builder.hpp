@@ -1,5 +1,5 @@
 // Building mpreg::json from RapidJSON's SAX events: the one tree builder of
-// the JSON parsers (json::parse, parse_owned_text) and the request decoder.
+// the JSON parser (json::parse) and the frame readers.
 #pragma once
 
 #include <cstddef>

@@ -4,7 +4,6 @@
 #include "protocol/internal_reader.hpp"
 #include "protocol/request_reader.hpp"
 
-#include "json/parse_owned.hpp"
 
 #include <chrono>
 #include <random>
@@ -153,16 +152,25 @@ server_message decode_server(const json& f) {
     invalid(std::string("field 'server' must be an object, got ") + s->type_name(),
             field_detail("server"));
   m.what = required_string(*s, "what", "server.what");
-  if (m.what == "HELLO")
+  if (m.what == "HELLO") {
+    // A node that does not say its cluster cannot be told apart from one of
+    // another cluster (MPREG 2.0's HELLO requires it too).
+    if (!member(*s, "cluster_id"))
+      invalid("missing field 'server.cluster_id'", field_detail("server.cluster_id"));
     m.advert = advert_from_json(*s);
+  }
   return m;
 }
 
 gossip decode_gossip(const json& f) {
   gossip g;
   g.u = read_u(f);
-  if (const json* c = member(f, "cluster_id"); c && c->is_string())
+  if (const json* c = member(f, "cluster_id")) {
+    if (!c->is_string())
+      invalid(std::string("field 'cluster_id' must be a string, got ") + c->type_name(),
+              field_detail("cluster_id"));
     g.cluster_id = c->as_string();
+  }
   const json* peers = member(f, "peers");
   if (peers && !peers->is_array())
     invalid("field 'peers' must be an array", field_detail("peers"));
@@ -283,8 +291,12 @@ node_advert advert_from_json(const json& j) {
   node_advert a;
   a.funs = string_list(j.find("funs"), "funs");
   a.locs = string_list(j.find("locs"), "locs");
-  if (const json* c = member(j, "cluster_id"); c && c->is_string())
+  if (const json* c = member(j, "cluster_id")) {
+    if (!c->is_string())
+      invalid(std::string("field 'cluster_id' must be a string, got ") + c->type_name(),
+              field_detail("cluster_id"));
     a.cluster_id = c->as_string();
+  }
   a.advertised_urls = string_list(j.find("advertised_urls"), "advertised_urls");
   if (const json* fl = member(j, "fun_locs")) {
     if (!fl->is_object())
@@ -321,15 +333,82 @@ inbound decode_value(json&& f) {
   return decode_owned(f);
 }
 
+std::string salvage_u(std::string_view t) {
+  const std::string unknown = "unknown";
+  std::size_t i = 0, n = t.size();
+  auto skip_space = [&] {
+    while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+      ++i;
+  };
+  auto skip_string = [&] { // t[i] is its opening quote
+    for (++i; i < n; ++i) {
+      if (t[i] == '\\')
+        ++i;
+      else if (t[i] == '"')
+        return ++i, true;
+    }
+    return false;
+  };
+  skip_space();
+  if (i >= n || t[i++] != '{')
+    return unknown;
+  for (;;) { // one member of the outer object per turn
+    skip_space();
+    std::size_t key = i;
+    if (i >= n || t[i] != '"' || !skip_string())
+      return unknown;
+    bool is_u = t.substr(key, i - key) == "\"u\"";
+    skip_space();
+    if (i >= n || t[i++] != ':')
+      return unknown;
+    skip_space();
+    if (is_u) { // the first "u" wins, as in the readers
+      std::size_t value = i;
+      if (i >= n || t[i] != '"' || !skip_string())
+        return unknown;
+      try {
+        json u = json::parse(t.substr(value, i - value));
+        return u.as_string();
+      } catch (const json_error&) {
+        return unknown; // a lone surrogate in u itself, say
+      }
+    }
+    // Skip the value, counting brackets outside strings (no recursion).
+    std::size_t depth = 0;
+    while (i < n) {
+      char c = t[i];
+      if (c == '"') {
+        if (!skip_string())
+          return unknown;
+        continue;
+      }
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0)
+          break;
+        --depth;
+      } else if (c == ',' && depth == 0) {
+        break;
+      }
+      ++i;
+    }
+    if (i >= n || t[i++] != ',')
+      return unknown; // the object ended without a "u"
+  }
+}
+
 namespace {
-// Parses with `parse`, then decodes; malformed text is a 1006 decode failure.
-template <class Parse>
-inbound parse_and_decode(Parse&& parse) {
+// Parses, then decodes; malformed text (or text our reader refuses: a
+// number too large for a double, nesting deeper than 512) is a 1006 decode
+// failure carrying the frame's "u" when one can be read.
+inbound parse_and_decode(std::string_view text) {
   json value;
   try {
-    value = parse();
+    value = json::parse(text);
   } catch (const json_error& e) {
     decode_failure f;
+    f.u = salvage_u(text);
     f.error = rpc_error(error_code::invalid_request, e.what());
     return f;
   }
@@ -349,11 +428,12 @@ inbound decode_frame(std::string&& frame) {
   } else if (auto r = read_request(frame)) {
     return std::move(*r);
   }
-  return parse_and_decode([&] { return parse_owned_text(frame); });
+  // The text stays whole: a failure reads its "u" from it.
+  return parse_and_decode(frame);
 }
 
 inbound decode(std::string_view frame) {
-  return parse_and_decode([&] { return json::parse(frame); });
+  return parse_and_decode(frame);
 }
 
 json to_json(const request& r) {

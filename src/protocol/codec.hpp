@@ -80,9 +80,15 @@ public:
   rpc_error error;
 };
 
+/// The top-level "u" of a frame that is not valid JSON, read leniently (its
+/// first string "u" member; values before it are skipped by their brackets),
+/// or "unknown". For error answers: "carrying its u when one can be read".
+std::string salvage_u(std::string_view frame);
+
 /// Decodes one frame. Never throws: bad input becomes a decode_failure.
 inbound decode(std::string_view frame);
-/// The same for a frame the caller drops afterwards: parsed in place (faster).
+/// The same for a frame the caller drops afterwards (its readers may take
+/// strings from it).
 inbound decode_frame(std::string&& frame);
 /// Decodes an already-parsed frame value.
 inbound decode_value(const json& frame);

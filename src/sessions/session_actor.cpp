@@ -279,9 +279,14 @@ struct dispatcher {
   void operator()(request& r) { start_or_wait(self, std::move(r)); }
   void operator()(protocol::server_message& m) { handle_server_message(self, m); }
   void operator()(protocol::internal_rpc& c) { run_internal_call(self, std::move(c)); }
-  void operator()(protocol::internal_answer&) {
-    // Answers arrive on the links this node opened, never on a session.
-    MPREG_LOG(debug, "ignoring an internal-answer from client " << self->state.out->remote());
+  void operator()(protocol::internal_answer& a) {
+    // Answers arrive on the links this node opened, never on a session: this
+    // node made no call over this connection. Said, like any bad frame.
+    reply_error(self, a.u,
+                rpc_error(error_code::invalid_role,
+                          "unexpected 'internal-answer': this node made no calls over this "
+                          "connection (it calls peers over links it opens)",
+                          json::make_object({{"role", "internal-answer"}})));
   }
   void operator()(protocol::gossip& g) {
     caf::anon_send(self->state.ctx->gossip, gossip_atom::value, std::move(g));

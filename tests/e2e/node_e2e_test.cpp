@@ -375,38 +375,40 @@ TEST_CASE("e2e: 20 concurrent connections") {
 
 // ------------------------------------------------------------------ bad input
 
-TEST_CASE("e2e: malformed frames get 1006 with u \"unknown\"; the connection keeps working") {
+TEST_CASE("e2e: malformed frames get 1006 with their u when it can be read; the connection keeps working") {
   raw_conn c(endpoint(), shared_node().url());
-  const char* bad[] = {
-    R"({"role": "rpc", "u": )",       // truncated
-    "not json at all",
-    R"({"role":"rpc","u":"x",})",     // trailing comma
-    "[1, 2, 3]",                      // not an object
-    R"("just a string")",
-    "42",
-    R"({"role":"rpc","u":7,"cmds":[{"name":"a","fun":"echo","args":[1]}]})", // u not a string
-    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[1]}]} trailing)",
-    R"({"role":"rpc","u":"x","cmds":[]}{"role":"rpc","u":"y","cmds":[]})", // two values
-    "",
-    "   \n ",
-    "{\"role\":\"rpc\",\"u\":\"nul\"}\0{",                        // NUL, then junk
-    "{\"role\":\"rpc\",\"u\":\"ctl\",\"cmds\":[{\"name\":\"a\",\"fun\":\"echo\",\"args\":[\"a\x01b\"]}]}",
-    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":["\ud800"]}]})", // lone surrogate
-    "{'role': 'rpc'}",                                                // Python, not JSON
-    R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[NaN]}]})",
+  struct bad_frame {
+    std::string text;
+    std::string u; // what the answer carries
+  };
+  const bad_frame bad[] = {
+    {R"({"role": "rpc", "u": )", "unknown"}, // truncated before the u's value
+    {"not json at all", "unknown"},
+    {R"({"role":"rpc","u":"x",})", "x"}, // trailing comma
+    {"[1, 2, 3]", "unknown"},            // not an object
+    {R"("just a string")", "unknown"},
+    {"42", "unknown"},
+    {R"({"role":"rpc","u":7,"cmds":[{"name":"a","fun":"echo","args":[1]}]})", "unknown"}, // u not a string
+    {R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[1]}]} trailing)", "x"},
+    {R"({"role":"rpc","u":"x","cmds":[]}{"role":"rpc","u":"y","cmds":[]})", "x"}, // two values
+    {"", "unknown"},
+    {"   \n ", "unknown"},
+    {std::string("{\"role\":\"rpc\",\"u\":\"nul\"}") + std::string(1, '\0') + "{", "nul"}, // NUL, then junk
+    {"{\"role\":\"rpc\",\"u\":\"ctl\",\"cmds\":[{\"name\":\"a\",\"fun\":\"echo\",\"args\":[\"a\x01b\"]}]}",
+     "ctl"},
+    {R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":["\ud800"]}]})", "x"}, // lone surrogate
+    {"{'role': 'rpc'}", "unknown"}, // Python, not JSON
+    {R"({"role":"rpc","u":"x","cmds":[{"name":"a","fun":"echo","args":[NaN]}]})", "x"},
+    {R"({"role":"rpc","cmds":[{"name":"a","fun":"echo","args":[NaN]}],"u":"after"})", "after"},
   };
   int i = 0;
-  for (const char* frame_text : bad) {
-    // The NUL case carries a byte the C string would end at.
-    std::string frame = std::string(frame_text) == "{\"role\":\"rpc\",\"u\":\"nul\"}"
-                          ? std::string(frame_text) + std::string(1, '\0') + "{"
-                          : std::string(frame_text);
-    CAPTURE(frame);
+  for (const auto& b : bad) {
+    CAPTURE(b.text);
     auto before = c.frame_count();
-    REQUIRE(c.send(frame));
+    REQUIRE(c.send(b.text));
     REQUIRE(c.wait_frames(before + 1, 5000ms));
     auto f = c.frames()[before];
-    auto e = error_of(f, 1006, "unknown");
+    auto e = error_of(f, 1006, b.u);
     (void)e;
     still_serving(c, "malformed-" + std::to_string(i++));
   }
@@ -461,6 +463,14 @@ TEST_CASE("e2e: a bad role gets 1004; duplicates, cycles and empty cmds get 1006
   // An answer-shaped frame is not a request either: it is answered, not dropped.
   REQUIRE(c.send(R"({"u":"role-4","r":"ADDED","error":null})"));
   CHECK(contains(message_of(error_of(c.wait_u("role-4", 5000ms), 1004, "role-4")), "role"));
+  // So is an internal-answer: a node calls peers over links it opens.
+  REQUIRE(c.send(R"({"role":"internal-answer","answer":1,"u":"role-5"})"));
+  CHECK(contains(message_of(error_of(c.wait_u("role-5", 5000ms), 1004, "role-5")),
+                 "unexpected 'internal-answer'"));
+  // Malformed text keeps its u when it can be read (here: a number no
+  // double holds, before the u).
+  REQUIRE(c.send(R"({"role":"rpc","cmds":[{"name":"a","fun":"echo","args":[1e400]}],"u":"role-6"})"));
+  error_of(c.wait_u("role-6", 5000ms), 1006, "role-6");
   REQUIRE(c.send(R"({"u":"role-3","cmds":[{"name":"a","fun":"echo","args":[1]}]})"));
   error_of(c.wait_u("role-3", 5000ms), 1004, "role-3");
   still_serving(c, "role-3");
@@ -753,12 +763,16 @@ TEST_CASE("e2e: binary, fragmented and control frames") {
   CHECK(m.op == tcp_ws::pong);
   CHECK(m.payload == "are you there");
   // Invalid UTF-8 (in a binary frame, so the WebSocket layer lets it through):
-  // not JSON text, so 1006 with u "unknown"; the connection stays.
+  // not JSON text, so 1006, with the u read before it; the connection stays.
   REQUIRE(w.send_frame(tcp_ws::binary,
                        "{\"role\":\"rpc\",\"u\":\"utf\",\"cmds\":[{\"name\":\"a\",\"fun\":\"echo\","
                        "\"args\":[\"\xff\xfe\"]}]}"));
   m = w.read_message();
   CHECK(m.op == tcp_ws::text);
+  error_of(raw_conn::parse(m.payload), 1006, "utf");
+  // A u that is itself invalid UTF-8 is never echoed.
+  REQUIRE(w.send_frame(tcp_ws::binary, "{\"role\":\"rpc\",\"u\":\"\xff\",\"cmds\":[]}"));
+  m = w.read_message();
   error_of(raw_conn::parse(m.payload), 1006, "unknown");
   REQUIRE(w.send_frame(tcp_ws::text, rpc("after-utf", {cmd("|a", "echo", "[1]")})));
   m = w.read_message();
@@ -818,7 +832,7 @@ TEST_CASE("e2e: deeply nested JSON is refused with 1006, never a crash") {
   constexpr std::size_t depth = 100000;
   std::string bomb = std::string(depth, '[') + std::string(depth, ']');
   REQUIRE(c.send(rpc("deep", {cmd("|e", "echo", "[" + bomb + "]")})));
-  auto e = error_of(c.wait_u("unknown", 10000ms), 1006, "unknown");
+  auto e = error_of(c.wait_u("deep", 10000ms), 1006, "deep");
   CHECK(contains(message_of(e), "deep"));
   std::string obj_bomb;
   for (std::size_t i = 0; i < depth; ++i)

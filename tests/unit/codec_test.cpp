@@ -119,6 +119,43 @@ TEST_CASE("node-to-node messages round trip") {
   CHECK(gg.peers[0].advert.funs == hello.advert.funs);
 }
 
+TEST_CASE("malformed frames keep their u when one can be read") {
+  // Valid JSON our reader refuses, and JSON that is not valid at all.
+  CHECK(fails(R"({"role":"rpc","u":"big","cmds":[{"name":"a","fun":"echo","args":[1e400]}]})").u ==
+        "big");
+  CHECK(fails(R"({"role":"rpc","cmds":[{"name":"a","fun":"echo","args":["\ud800"]}],"u":"sur"})")
+          .u == "sur");
+  std::string deep = R"({"role":"rpc","cmds":[{"name":"a","fun":"echo","args":[)" +
+                     std::string(600, '[') + std::string(600, ']') + R"(]}],"u":"deep"})";
+  auto d = fails(deep);
+  CHECK(d.error.code == 1006);
+  CHECK(d.u == "deep");
+  CHECK(fails(R"({"role":"rpc","u":"cut","cmds":[{"name")").u == "cut");
+  CHECK(fails(R"({"role":"rpc","x":"a,}\"]","u":"esc\n","cmds":[)").u == "esc\n");
+  // No u, a u that is not a string, or none before the text breaks: unknown.
+  CHECK(fails(R"({"role":"rpc","cmds":[1e400]})").u == "unknown");
+  CHECK(fails(R"({"role":"rpc","u":5,"cmds":[1e400]})").u == "unknown");
+  CHECK(fails(R"({"role":"rpc","cmds":[1e400,)").u == "unknown");
+  CHECK(fails(R"({"u":"\ud800","cmds":[1e400]})").u == "unknown");
+  CHECK(fails("[1e400]").u == "unknown");
+  CHECK(fails("").u == "unknown");
+  // The first u wins, as in the readers; nested ones are not the frame's.
+  CHECK(fails(R"({"a":{"u":"inner"},"u":"outer","u":"second","b":1e400})").u == "outer");
+}
+
+TEST_CASE("HELLO must say its cluster, as a string") {
+  auto missing = fails(R"({"role":"server","u":"h","server":{"what":"HELLO","funs":["f"],"locs":[]}})");
+  CHECK(missing.error.code == 1006);
+  CHECK(missing.u == "h");
+  CHECK(missing.error.message == "missing field 'server.cluster_id'");
+  auto number = fails(R"({"role":"server","u":"h","server":{"what":"HELLO","cluster_id":5}})");
+  CHECK(number.error.code == 1006);
+  CHECK(number.error.message == "field 'cluster_id' must be a string, got integer");
+  CHECK(fails(R"({"role":"gossip","u":"g","cluster_id":[],"peers":[]})").error.code == 1006);
+  // GOODBYE and STATUS carry no advert.
+  must<server_message>(decode(R"({"role":"server","u":"b","server":{"what":"GOODBYE"}})"));
+}
+
 TEST_CASE("gossip entries need a url and a numeric last_seen") {
   auto entry = [](const std::string& last_seen) {
     return R"({"role":"gossip","u":"g","cluster_id":"c","peers":[{"url":"ws://127.0.0.1:1",)"
