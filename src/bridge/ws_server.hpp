@@ -69,7 +69,7 @@ public:
   /// bounded: drops what is still open after `grace`. Afterwards nothing of
   /// the loop touches this server. Any thread, the loop's own included (an
   /// actor on the worker hosting it: the loop moves to a thread first).
-  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{3000});
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{2000});
 
   struct impl;
 

@@ -30,7 +30,9 @@ public:
 
   /// Stops taking tasks and waits up to `grace` for running ones; threads
   /// still busy after that (a function that never returns) are detached.
-  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{2000});
+  /// Their requests were answered when the node stopped: the wait only lets
+  /// short side effects finish, and keeps exit within a few seconds.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds{1000});
 
   std::size_t threads() const;
 
