@@ -17,16 +17,19 @@ namespace mpreg {
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
 // anyone -> link: (send_atom, frame text): write a frame as is
 using send_atom = caf::atom_constant<caf::atom("send")>;
-// transport -> link: the connection opened / closed (with a reason)
+// transport -> link: the connection opened / closed (with a reason);
+// link -> supervisor: (link_open_atom, url, link) it opened and sent HELLO
 using link_open_atom = caf::atom_constant<caf::atom("linkopen")>;
 using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 // link -> supervisor: (link_up_atom, url, link) HELLO answered ADDED
 using link_up_atom = caf::atom_constant<caf::atom("linkup")>;
 // link -> supervisor: (link_refused_atom, url, why) HELLO refused (1005)
 using link_refused_atom = caf::atom_constant<caf::atom("linkrefuse")>;
-// session -> supervisor: (hello_atom, url, node_advert, full) a peer introduced
-// itself; full: the first HELLO on its connection (its whole advert, which
-// replaces what we knew), else a later one announcing new functions (merged)
+// session -> supervisor: (hello_atom, url, node_advert, full) -> bool: a peer
+// introduced itself; full: the first HELLO on its connection (its whole
+// advert, which replaces what we knew), else a later one announcing new
+// functions (merged). Answered once this node can route to the peer (its
+// link is up) or never will (the link failed); the session then says ADDED
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 // session -> supervisor: (goodbye_atom, url) a peer is leaving
 using goodbye_atom = caf::atom_constant<caf::atom("goodbye")>;

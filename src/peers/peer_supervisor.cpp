@@ -4,6 +4,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -24,7 +25,18 @@ struct link_slot {
   caf::actor link;                              // null while waiting to restart
   std::chrono::milliseconds backoff{0};         // next restart delay
   bool restart_pending = false;
+  bool open = false; // connected, our HELLO sent
+  bool up = false;   // our HELLO answered ADDED: routable
+  // HELLOs from the peer whose ADDED waits until we can route to it.
+  std::vector<caf::response_promise> hello_waiters;
 };
+
+// The peer's HELLOs may be answered: we route to it now, or will not soon.
+void answer_hellos(link_slot& slot) {
+  for (auto& p : slot.hello_waiters)
+    p.deliver(true);
+  slot.hello_waiters.clear();
+}
 
 struct supervisor_state {
   static inline const char* name = "mpreg.peer_supervisor";
@@ -45,6 +57,7 @@ void start_link(sup_pointer self, const std::string& url) {
   slot.restart_pending = false;
   if (slot.link)
     return;
+  slot.open = slot.up = false;
   slot.link = spawn_peer_link(self->system(), st.ctx, url, caf::actor_cast<caf::actor>(self));
   self->monitor(slot.link);
   st.by_addr[slot.link.address()] = url;
@@ -72,6 +85,7 @@ void stop_link(sup_pointer self, const std::string& url) {
     self->demonitor(i->second.link);
     self->send_exit(i->second.link, caf::exit_reason::user_shutdown);
   }
+  answer_hellos(i->second);
   st.links.erase(i);
   st.ctx->routes.set_link(url, nullptr);
 }
@@ -97,6 +111,8 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   if (i == st.links.end())
     return;
   i->second.link = nullptr;
+  i->second.open = i->second.up = false;
+  answer_hellos(i->second); // it failed: nothing better is coming soon
   st.ctx->routes.set_link(url, nullptr); // stop routing to it at once
   bool member = st.ctx->routes.contains(url) || st.seeds.count(url);
   if (st.leaving || st.refused.count(url) || !member) {
@@ -135,8 +151,15 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       if (i == st.links.end() || i->second.link != link)
         return; // a link we already stopped
       i->second.backoff = std::chrono::milliseconds{0};
+      i->second.up = true;
       st.ctx->routes.set_link(url, link);
       st.ctx->routes.touch(url, wall_seconds());
+      answer_hellos(i->second);
+    },
+    [self](link_open_atom, std::string& url, caf::actor& link) {
+      auto i = self->state.links.find(url);
+      if (i != self->state.links.end() && i->second.link == link)
+        i->second.open = true;
     },
     [self](link_refused_atom, std::string& url, std::string& why) {
       auto& st = self->state;
@@ -145,11 +168,24 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       stop_link(self, url);
       st.ctx->routes.remove(url, wall_seconds());
     },
-    [self](hello_atom, std::string& url, protocol::node_advert& advert, bool full) {
+    [self](hello_atom, std::string& url, protocol::node_advert& advert,
+           bool full) -> caf::response_promise {
       auto& st = self->state;
       st.ctx->routes.hello(url, advert, wall_seconds(), full);
       st.refused.erase(url);
       ensure_link(self, url);
+      // ADDED should mean "routable from here": a request for the peer's
+      // functions sent right after it must not get 1001. So the answer waits
+      // for our link, unless no link is coming (ourselves, leaving), it is
+      // up, or it has sent its own HELLO: the peer may be holding that
+      // answer until its link to us is up, which waits for this answer.
+      auto promise = self->make_response_promise();
+      auto i = st.links.find(url);
+      if (i == st.links.end() || !i->second.link || i->second.up || i->second.open)
+        promise.deliver(true);
+      else
+        i->second.hello_waiters.push_back(promise);
+      return promise;
     },
     [self](goodbye_atom, std::string& url) {
       auto& st = self->state;
@@ -190,6 +226,8 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
                       promise.deliver(true);
                   });
         }
+      for (auto& [url, slot] : st.links)
+        answer_hellos(slot);
       st.links.clear();
       st.by_addr.clear();
       if (*remaining == 0)

@@ -252,8 +252,15 @@ void handle_server_message(session_pointer self, const protocol::server_message&
       st.peer_url = "ws://" + st.out->remote();
     bool full = !st.hello_seen;
     st.hello_seen = true;
-    caf::anon_send(ctx.supervisor, hello_atom::value, st.peer_url, m.advert, full);
-    r.r = json("ADDED");
+    // ADDED once the supervisor can route to the peer (bounded: a peer whose
+    // advertised URL does not answer still gets its ADDED).
+    auto added = [self, u = m.u] {
+      self->state.out->send(protocol::encode(response{u, json("ADDED"), std::nullopt}));
+    };
+    self->request(ctx.supervisor, std::chrono::seconds(2), hello_atom::value, st.peer_url,
+                  m.advert, full)
+      .then([added](bool) { added(); }, [added](caf::error&) { added(); });
+    return;
   } else if (m.what == "GOODBYE") {
     if (!self->state.peer_url.empty())
       caf::anon_send(ctx.supervisor, goodbye_atom::value, self->state.peer_url);

@@ -387,6 +387,26 @@ TEST_CASE("tool: gossip: entries without a numeric last_seen are refused; future
   CHECK(node.terminate() == 0);
 }
 
+TEST_CASE("tool: once a HELLO is ADDED, the new peer's functions route at once (no 1001)") {
+  node_process b(node_exe(), {"--port", "0", "--name", "b", "--resources", "rb"});
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    node_process a(node_exe(), {"--port", "0", "--name", "a"});
+    raw_conn c(endpoint(), a.url());
+    // Introduce b to a, as b's own link would.
+    REQUIRE(c.send(R"({"role":"server","u":"hello","server":{"what":"HELLO","funs":["echo"],)"
+                   R"("locs":["rb"],"cluster_id":"default-cluster","advertised_urls":[")" +
+                   b.url() + R"("]}})"));
+    auto added = c.wait_u("hello");
+    INFO("HELLO answer: " << added.dump());
+    REQUIRE(added.find("r"));
+    CHECK(added.find("r")->as_string() == "ADDED");
+    // Only b has "rb": a must route the call to b right away.
+    REQUIRE(c.send(rpc("right-after", {R"({"name":"e","fun":"echo","args":["via b"],"locs":["rb"]})"})));
+    CHECK(result_of(c.wait_u("right-after")).find("e")->as_string() == "via b");
+  }
+}
+
 TEST_CASE("tool: --help and --version exit 0") {
   auto r = run_tool({"--help"});
   CHECK(r.code == 0);
