@@ -419,14 +419,27 @@ std::string scalar(const YAML::Node& n, const char* expected) {
   return n.Scalar();
 }
 
-/// A YAML list of single values (null items skipped), a comma-separated
-/// string, or one string: trimmed, empty items dropped.
+/// A YAML list of single values (null items skipped), a set (`!!set {a, b}`
+/// or `? a` lines: a map whose values are all null, as Python's YAML writes a
+/// set), a comma-separated string, or one string: trimmed, empty items
+/// dropped.
 std::vector<std::string> yaml_list(const YAML::Node& n) {
   if (n.IsScalar())
     return split_list(n.Scalar());
+  std::vector<std::string> out;
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      if (!kv.second.IsNull() || !kv.first.IsScalar())
+        throw config_error("expected a list, a set or a comma-separated string, got a map with "
+                           "values");
+      auto t = trim(kv.first.Scalar());
+      if (!t.empty())
+        out.emplace_back(t);
+    }
+    return out;
+  }
   if (!n.IsSequence())
     throw config_error(std::string("expected a list or a comma-separated string, got ") + kind(n));
-  std::vector<std::string> out;
   for (const auto& item : n) {
     if (item.IsNull())
       continue;

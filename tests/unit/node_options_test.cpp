@@ -378,6 +378,14 @@ TEST_CASE("a settings file with nulls, unknown keys, comma strings and slashes")
   CHECK(parse({"--config", variant_file}).log_level == "debug");
 }
 
+TEST_CASE("resources as a YAML set, as Python's YAML writes one") {
+  CHECK(yaml("resources: !!set {model-a, dataset-1}\n").resources ==
+        strings{"model-a", "dataset-1"});
+  CHECK(yaml("resources: !!set\n  ? gpu\n  ? model-a\n").resources == strings{"gpu", "model-a"});
+  CHECK(yaml("peers: {ws://127.0.0.1:9001}\n").peers == strings{"ws://127.0.0.1:9001"});
+  CHECK(contains(yaml_error("resources: {a: 1}\n"), "a map with values"));
+}
+
 TEST_CASE("flags override the file, and --config works anywhere in argv") {
   auto a = parse({"--port", "7000", "--config", mpreg_file, "--name", "mine"});
   auto b = parse({"--port=7000", "--name=mine", "--config=" + mpreg_file});
