@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include <caf/all.hpp>
 
@@ -57,17 +58,24 @@ void merge(gossip_pointer self, const protocol::gossip& g) {
   if (!g.cluster_id.empty() && g.cluster_id != ctx.config.cluster_id)
     return;
   double now = wall_seconds();
+  // Clocks differ between nodes: times are read on the sender's clock, whose
+  // "now" is the newest entry (its own, which it sends first), and moved to
+  // ours. A sender ahead of us or behind us thus neither pins an entry
+  // forever nor has all its news judged stale.
+  double sender_now = -std::numeric_limits<double>::infinity();
+  for (const auto& e : g.peers)
+    sender_now = std::max(sender_now, e.last_seen);
   for (auto e : g.peers) {
     if (e.url.empty() || is_self_url(ctx, e.url))
       continue;
     if (!e.advert.cluster_id.empty() && e.advert.cluster_id != ctx.config.cluster_id)
       continue;
-    // Clocks differ between nodes: a sighting "in the future" is one now
-    // (else it would never expire). One older than the dead-peer timeout is
-    // of a peer presumed dead: not news worth linking to.
-    e.last_seen = std::min(e.last_seen, now);
-    if (now - e.last_seen > ctx.config.dead_peer_timeout)
+    double age = sender_now - e.last_seen;
+    // Not seen by the sender within the dead-peer timeout: presumed dead,
+    // not news worth linking to.
+    if (age > ctx.config.dead_peer_timeout)
       continue;
+    e.last_seen = now - age;
     if (ctx.routes.gossip(e))
       self->send(st.supervisor, connect_atom::value, e.url, false);
   }

@@ -22,10 +22,11 @@ call_outcome invoke_function(const local_function& f, const json::array& args,
                              const json::object& kwargs) noexcept {
   try {
     call_outcome out{f.call(args, kwargs), std::nullopt};
-    if (nested_deeper_than(out.value, detail::max_depth))
-      return failed(f, "result nested too deep: more than " + std::to_string(detail::max_depth) +
-                         " levels of arrays and objects",
-                    json::make_object({{"max_depth", detail::max_depth}}));
+    if (nested_deeper_than(out.value, detail::max_value_depth))
+      return failed(f,
+                    "result nested too deep: more than " +
+                      std::to_string(detail::max_value_depth) + " levels of arrays and objects",
+                    json::make_object({{"max_depth", detail::max_value_depth}}));
     return out;
   } catch (const call_error& e) {
     return failed(f, e.what(), e.details());

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "jobs/request_graph.hpp"
+#include "json/limits.hpp"
 #include "json/size_estimate.hpp"
 #include "node/node_context.hpp"
 #include "util/log.hpp"
@@ -305,6 +306,23 @@ void request_run::start_command(std::size_t i) {
   if (pick < remotes.size()) {
     const auto& target = remotes[pick];
     auto [args, kwargs] = graph_->resolve(i, results_);
+    // A reference deep inside an argument can make the call deeper than the
+    // peer's reader takes: it would refuse the frame, not run the command.
+    bool too_deep =
+      std::any_of(args.begin(), args.end(),
+                  [](const json& a) { return nested_deeper_than(a, detail::max_value_depth); }) ||
+      std::any_of(kwargs.begin(), kwargs.end(), [](const json_member& m) {
+        return nested_deeper_than(m.value, detail::max_value_depth);
+      });
+    if (too_deep) {
+      fail(rpc_error(error_code::execution_failed,
+                     "arguments nested too deep: command '" + cmd.name + "' would send more than " +
+                       std::to_string(detail::max_value_depth) +
+                       " levels of arrays and objects to a peer",
+                     command_details(cmd, json::make_object(
+                                            {{"max_depth", detail::max_value_depth}}))));
+      return;
+    }
     if (remote_.empty())
       remote_.resize(req_.cmds.size());
     remote_[i].tried.push_back(target.url);

@@ -77,7 +77,8 @@ bool add_encoded_size(const json& v, StringSize&& string_size, std::size_t limit
 
 /// Whether v has arrays and objects nested more than `limit` deep ([[1]] is
 /// 2). Every reader of ours refuses text nested deeper than
-/// detail::max_depth, so a node must not produce such values either; and
+/// detail::max_depth, so a node must not send values deeper than
+/// detail::max_value_depth inside its frames; and
 /// each step of a chain that wraps its input (echos of echos of ...) would
 /// copy a deeper value than the last. Recurses at most `limit` + 1 deep.
 inline bool nested_deeper_than(const json& v, std::size_t limit) {

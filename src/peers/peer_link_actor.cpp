@@ -91,6 +91,16 @@ void on_frame(link_pointer self, std::string& frame) {
     i->second.deliver(call_outcome{std::move(a->answer), std::move(a->error)});
     st.pending.erase(i);
   } else if (auto r = std::get_if<response>(&msg)) {
+    if (auto i = st.pending.find(r->u); i != st.pending.end()) {
+      // The peer answered our call as a bad frame (an error response, not
+      // an internal-answer): it will not run it, here or on a retry.
+      std::string why = r->error ? r->error->message : "an answer without a role";
+      i->second.deliver(call_outcome{
+        json{}, rpc_error(error_code::internal_error, "peer " + st.url + " refused the call: " + why,
+                          json::make_object({{"peer", st.url}}))});
+      st.pending.erase(i);
+      return;
+    }
     if (r->u != st.hello_u)
       return; // GONE and friends need no action
     if (r->error) {
@@ -103,6 +113,19 @@ void on_frame(link_pointer self, std::string& frame) {
     st.ready = true;
     MPREG_LOG(info, "linked to peer " << st.url);
     self->send(st.supervisor, link_up_atom::value, st.url, caf::actor_cast<caf::actor>(self));
+  } else if (auto bad = std::get_if<protocol::decode_failure>(&msg)) {
+    auto i = st.pending.find(bad->u);
+    if (i == st.pending.end()) {
+      MPREG_LOG(warn, "peer " << st.url << ": bad frame: " << bad->error.message);
+      return;
+    }
+    // A malformed answer to a call: this peer is at fault, so the command
+    // is taken as lost here and retried on another node when one has it.
+    i->second.deliver(call_outcome{
+      json{}, rpc_error(error_code::node_lost,
+                        "peer " + st.url + " sent a malformed answer: " + bad->error.message,
+                        json::make_object({{"peer", st.url}}))});
+    st.pending.erase(i);
   }
 }
 

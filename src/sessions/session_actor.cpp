@@ -234,7 +234,7 @@ void handle_server_message(session_pointer self, const protocol::server_message&
   response r;
   r.u = m.u;
   if (m.what == "HELLO") {
-    if (!m.advert.cluster_id.empty() && m.advert.cluster_id != ctx.config.cluster_id) {
+    if (m.advert.cluster_id != ctx.config.cluster_id) { // required by the decoder
       reply_error(self, m.u,
                   rpc_error(error_code::cluster_id_mismatch,
                             "cluster ID mismatch: this node is in '" + ctx.config.cluster_id +

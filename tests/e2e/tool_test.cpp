@@ -367,9 +367,14 @@ TEST_CASE("tool: gossip: entries without a numeric last_seen are refused; future
   CHECK(error_code_of(c.wait_u("g1")) == 1006);
   REQUIRE(c.send(gossip("g2", 9, "")));
   CHECK(error_code_of(c.wait_u("g2")) == 1006);
-  // Older than the dead-peer timeout: a dead peer, ignored (no reply: gossip).
-  REQUIRE(c.send(gossip("g3", 10, R"(,"last_seen":0)")));
-  // From the future (another clock): taken as now, so it expires.
+  // Seen by the sender longer than the dead-peer timeout before its own
+  // (newest) entry: a dead peer, ignored (no reply: gossip).
+  double t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  REQUIRE(c.send(R"({"role":"gossip","cluster_id":"default-cluster","u":"g3","peers":[)"
+                 R"({"url":"ws://127.0.0.1:12","funs":[],"last_seen":)" + std::to_string(t) + "},"
+                 R"({"url":"ws://127.0.0.1:10","funs":["y"],"last_seen":)" +
+                 std::to_string(t - 100) + "}]}"));
+  // From the future (another clock): moved to this node's clock, so it expires.
   REQUIRE(c.send(gossip("g4", 11, R"(,"last_seen":1e300)")));
   std::vector<std::string> urls;
   auto t0 = steady::now();

@@ -233,8 +233,26 @@ TEST_CASE("request_run: a result nested deeper than the readers accept fails wit
   REQUIRE(f.host.answers.size() == 1);
   REQUIRE(f.host.answers[0].error);
   CHECK(f.host.answers[0].error->code == 1003);
-  CHECK(f.host.answers[0].error->details.find("command")->as_string() == "c512");
+  // c510 is 511 deep: its answer frame would be 513.
+  CHECK(f.host.answers[0].error->details.find("command")->as_string() == "c510");
   CHECK(f.host.answers[0].error->message.find("nested too deep") != std::string::npos);
+}
+
+TEST_CASE("request_run: a call whose resolved arguments a peer could not read is not sent") {
+  fixture f;
+  f.peer("ws://p1:1", f.link1, {"remote_only"});
+  // a: 300 levels deep; b's argument holds "a" 300 levels down: 600 once resolved.
+  std::string deep = std::string(300, '[') + "1" + std::string(300, ']');
+  std::string holder = std::string(300, '[') + "\"a\"" + std::string(300, ']');
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r","cmds":[{"name":"a","fun":"echo","args":[)" +
+                         deep + R"(]},{"name":"b","fun":"remote_only","args":[)" + holder +
+                         "]}]}"));
+  CHECK(f.host.remote.empty());
+  REQUIRE(f.host.answers.size() == 1);
+  REQUIRE(f.host.answers[0].error);
+  CHECK(f.host.answers[0].error->code == 1003);
+  CHECK(f.host.answers[0].error->message.find("arguments nested too deep") != std::string::npos);
 }
 
 TEST_CASE("nested_deeper_than counts containers, not scalars") {

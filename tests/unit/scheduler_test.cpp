@@ -14,6 +14,7 @@
 #include "mpreg/node.hpp"
 #include "scheduler/tuned_coordinator.hpp"
 #include "transport/io_host.hpp"
+#include "util/cpus.hpp"
 
 #include <pthread.h>
 
@@ -50,7 +51,7 @@ TEST_CASE("tune_actor_system installs the tuned work-stealing scheduler") {
   mpreg::tune_actor_system(cfg);
   caf::actor_system sys{cfg};
   CHECK(dynamic_cast<mpreg::scheduler::tuned_coordinator*>(&sys.scheduler()) != nullptr);
-  auto cores = std::max(1u, std::thread::hardware_concurrency());
+  auto cores = mpreg::util::usable_cpus(); // affinity mask and cgroup quota
   CHECK(sys.scheduler().num_workers() == std::max(1u, cores - 1));
 }
 
