@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -307,7 +308,18 @@ double cpu_seconds(pid_t pid) {
   return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-TEST_CASE("tool: out of file descriptors, the node backs off instead of spinning, then serves") {
+// UBSan probes memory through a pipe when it checks a vptr; in a process with
+// no descriptor free it reports every such check as an invalid vptr. The
+// sanitizer build skips the one test that exhausts them (the code under test
+// is the same in both builds).
+#ifdef __SANITIZE_ADDRESS__
+constexpr bool exhausts_descriptors_badly = true;
+#else
+constexpr bool exhausts_descriptors_badly = false;
+#endif
+
+TEST_CASE("tool: out of file descriptors, the node backs off instead of spinning, then serves" *
+          doctest::skip(exhausts_descriptors_badly)) {
   // 64 descriptors, hard limit too (the node raises its soft limit to the hard one).
   node_process node("/usr/bin/prlimit", {"--nofile=64:64", node_exe(), "--port", "0"});
   std::vector<int> held; // more TCP connections than the node can accept
