@@ -197,7 +197,7 @@ void write_into(std::string& out, F&& f) {
 // over RapidJSON's generic "terminated by the handler".
 [[noreturn]] void malformed(const rapidjson::ParseResult& res, const tree_builder& builder) {
   std::string why =
-    builder.depth_error.empty() ? rapidjson::GetParseError_En(res.Code()) : builder.depth_error;
+    builder.handler_error.empty() ? rapidjson::GetParseError_En(res.Code()) : builder.handler_error;
   throw json_error("malformed JSON at offset " + std::to_string(res.Offset()) + ": " + why);
 }
 

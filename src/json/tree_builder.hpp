@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -15,9 +16,22 @@
 
 namespace mpreg::detail {
 
+// RapidJSON 1.1 refuses a lone high surrogate escape but decodes a lone low
+// one (\udc00-\udfff) into the bytes of a surrogate (ED B0-BF ..), which
+// are not UTF-8. Text is refused for those too. Input bytes are validated
+// (or ASCII), so only an escape can have put them there.
+inline bool has_surrogate(const char* s, std::size_t n) {
+  const char* end = s + n;
+  for (auto p = static_cast<const char*>(std::memchr(s, '\xED', n)); p;
+       p = static_cast<const char*>(std::memchr(p + 1, '\xED', static_cast<std::size_t>(end - p - 1))))
+    if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0)
+      return true;
+  return false;
+}
+
 class tree_builder {
 public:
-  std::string depth_error;
+  std::string handler_error;
 
   // The stacks are kept per thread between parses, so a parse allocates
   // only what it returns.
@@ -46,9 +60,13 @@ public:
   bool Double(double d) { return add(json{d}); }
   bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }
   bool String(const char* s, rapidjson::SizeType n, bool) {
+    if (has_surrogate(s, n))
+      return lone_surrogate();
     return add(json{std::string(s, n)});
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (has_surrogate(s, n))
+      return lone_surrogate();
     keys_.emplace_back(s, n);
     return true;
   }
@@ -87,9 +105,13 @@ private:
     values_.push_back(std::move(v));
     return true;
   }
+  bool lone_surrogate() {
+    handler_error = "a string holds a lone surrogate (\\udc00-\\udfff without a high one before it)";
+    return false;
+  }
   bool open() {
     if (++depth_ > max_depth) {
-      depth_error = "nesting deeper than " + std::to_string(max_depth);
+      handler_error = "nesting deeper than " + std::to_string(max_depth);
       return false;
     }
     return true;

@@ -38,7 +38,9 @@ public:
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
     auto event = [&](auto& b) { return b.String(s, n, copy); };
     if (auto r = forward(event))
-      return *r;
+      return *r; // a value's string: its builder checks it
+    if (detail::has_surrogate(s, n))
+      return false; // declined: the general decoder says why
     if (at_ != where::value)
       return false;
     std::string_view v(s, n);
@@ -68,6 +70,8 @@ public:
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
     if (auto r = forward([&](auto& b) { return b.Key(s, n, copy); }))
       return *r;
+    if (detail::has_surrogate(s, n))
+      return false;
     if (at_ != where::top)
       return false;
     std::string_view k(s, n);

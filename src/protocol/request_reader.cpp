@@ -46,7 +46,9 @@ public:
 
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
     if (auto r = forward([&](auto& b) { return b.String(s, n, copy); }))
-      return *r;
+      return *r; // a value's string: its builder checks it
+    if (detail::has_surrogate(s, n))
+      return false; // declined: the general decoder says why
     std::string_view v(s, n);
     if (at_ == where::top_value) {
       if (top_key_ == key::role)
@@ -78,6 +80,8 @@ public:
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
     if (auto r = forward([&](auto& b) { return b.Key(s, n, copy); }))
       return *r;
+    if (detail::has_surrogate(s, n))
+      return false;
     std::string_view k(s, n);
     if (at_ == where::top) {
       top_key_ = k == "role" ? key::role : k == "u" ? key::u : k == "cmds" ? key::cmds

@@ -31,6 +31,29 @@ bool parse_whole_frame(const std::string& frame, Handler& handler) {
   return parsed && ss.Tell() == frame.size();
 }
 
+/// What a skipped value is still checked for: the strings the general
+/// decoder would refuse (its depth the reader counts itself).
+struct skip_checker {
+  bool Null() { return true; }
+  bool Bool(bool) { return true; }
+  bool Int(int) { return true; }
+  bool Uint(unsigned) { return true; }
+  bool Int64(std::int64_t) { return true; }
+  bool Uint64(std::uint64_t) { return true; }
+  bool Double(double) { return true; }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return !mpreg::detail::has_surrogate(s, n);
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    return !mpreg::detail::has_surrogate(s, n);
+  }
+  bool StartObject() { return true; }
+  bool EndObject(rapidjson::SizeType) { return true; }
+  bool StartArray() { return true; }
+  bool EndArray(rapidjson::SizeType) { return true; }
+};
+
 /// One value inside a frame that its reader skips or builds into a tree.
 /// The reader hands it every SAX event while it is active (feed), and takes
 /// the value once it has ended (ended, take).
@@ -58,7 +81,7 @@ public:
   std::optional<bool> feed(F&& event, bool opens, bool closes) {
     if (side_ == side::none)
       return std::nullopt;
-    if (side_ == side::build && !event(builder_))
+    if (side_ == side::build ? !event(builder_) : !event(checker_))
       return false;
     if (opens)
       ++nesting_;
@@ -85,6 +108,7 @@ private:
   std::size_t nesting_ = 0; // open containers inside the value
   bool ended_ = false;
   mpreg::detail::tree_builder builder_;
+  skip_checker checker_;
 };
 
 } // namespace mpreg::protocol::sax

@@ -143,6 +143,28 @@ TEST_CASE("malformed frames keep their u when one can be read") {
   CHECK(fails(R"({"a":{"u":"inner"},"u":"outer","u":"second","b":1e400})").u == "outer");
 }
 
+TEST_CASE("a lone low surrogate is refused wherever it is, as a lone high one is") {
+  // RapidJSON decodes "\udc00" alone into bytes that are not UTF-8.
+  for (const char* text :
+       {R"({"role":"rpc","u":"a","cmds":[{"name":"c","fun":"echo","args":["x\udc00"]}]})",
+        R"({"role":"rpc","u":"a","cmds":[{"name":"c","fun":"echo","args":[{"\udfff":1}]}]})",
+        R"({"role":"rpc","u":"a","extra":"\udc00","cmds":[{"name":"c","fun":"echo"}]})",
+        R"({"role":"rpc","u":"a","cmds":[{"name":"\udc00","fun":"echo"}]})",
+        R"({"role":"internal-rpc","command":"echo","args":["\udc00"],"kwargs":{},"results":{},"u":"a"})"}) {
+    CAPTURE(text);
+    auto e = fails(text);
+    CHECK(e.error.code == 1006);
+    CHECK(e.u == "a");
+    CHECK(e.error.message.find("lone surrogate") != std::string::npos);
+  }
+  CHECK(fails(R"({"role":"rpc","u":"\udc00","cmds":[]})").u == "unknown");
+  // A pair is one character.
+  auto ok = must<request>(
+    decode(R"({"role":"rpc","u":"a","cmds":[{"name":"c","fun":"echo","args":["\ud83d\ude00"]}]})"));
+  CHECK(ok.cmds[0].args[0].as_string() == "\xf0\x9f\x98\x80");
+  CHECK_THROWS_AS(json::parse(R"(["\udc00"])"), mpreg::json_error);
+}
+
 TEST_CASE("HELLO must say its cluster, as a string") {
   auto missing = fails(R"({"role":"server","u":"h","server":{"what":"HELLO","funs":["f"],"locs":[]}})");
   CHECK(missing.error.code == 1006);
@@ -369,4 +391,11 @@ TEST_CASE("what a node writes for peers, its fast reader reads back exactly") {
   REQUIRE(back.has_value());
   REQUIRE(std::holds_alternative<internal_answer>(*back));
   CHECK(encode(std::get<internal_answer>(*back)) == text);
+}
+
+TEST_CASE("the fast readers decline text with a lone low surrogate, even in a skipped field") {
+  CHECK_FALSE(read_request(R"({"role":"rpc","u":"a","x":["\udc00"],"cmds":[{"name":"c","fun":"echo"}]})"));
+  CHECK_FALSE(read_request(R"({"role":"rpc","u":"a","cmds":[{"name":"c","fun":"echo","args":["\udc00"]}]})"));
+  CHECK_FALSE(read_internal(R"({"role":"internal-answer","answer":"\udc00","u":"a"})"));
+  CHECK(read_request(R"({"role":"rpc","u":"a","cmds":[{"name":"c","fun":"echo","args":["\ud83d\ude00"]}]})"));
 }
