@@ -66,8 +66,10 @@ void merge(gossip_pointer self, const protocol::gossip& g) {
   for (const auto& e : g.peers)
     sender_now = std::max(sender_now, e.last_seen);
   for (auto e : g.peers) {
-    if (e.url.empty() || is_self_url(ctx, e.url))
+    auto url = normal_peer_url(e.url);
+    if (!url || is_self_url(ctx, *url))
       continue;
+    e.url = std::move(*url);
     if (!e.advert.cluster_id.empty() && e.advert.cluster_id != ctx.config.cluster_id)
       continue;
     double age = sender_now - e.last_seen;

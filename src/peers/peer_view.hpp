@@ -2,6 +2,7 @@
 // entry, and the status report clients ask for (STATUS, GET /status).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "mpreg/json.hpp"
@@ -11,7 +12,14 @@ namespace mpreg {
 
 struct node_context;
 
-/// True when `url` is one of this node's advertised URLs.
+/// The normal form of a peer URL read from the wire (HELLO, gossip), as the
+/// command line normalises --peers ("WS://Host:09001/" -> "ws://host:9001"),
+/// so one node has one key; nullopt when it is no ws:// or wss:// URL.
+std::optional<std::string> normal_peer_url(const std::string& url);
+
+/// True when `url` names this node: one of its advertised URLs (normalised),
+/// or a loopback name of it ("localhost", 127.x, [::1]) on the same port when
+/// it advertises a loopback address.
 bool is_self_url(const node_context& ctx, const std::string& url);
 
 /// This node's advert (all functions and resources).

@@ -246,10 +246,23 @@ void handle_server_message(session_pointer self, const protocol::server_message&
     }
     // A peer is known by its first advertised URL, else by its address.
     auto& st = self->state;
+    std::optional<std::string> advertised;
     if (!m.advert.advertised_urls.empty())
-      st.peer_url = m.advert.advertised_urls[0];
+      advertised = normal_peer_url(m.advert.advertised_urls[0]);
+    if (advertised)
+      st.peer_url = *advertised;
     else if (st.peer_url.empty())
       st.peer_url = "ws://" + st.out->remote();
+    // A link of this node's own, opened to an address that turned out to be
+    // this node (an alias from gossip): refused, so it is never used.
+    if (is_self_url(ctx, st.peer_url)) {
+      reply_error(self, m.u,
+                  rpc_error(error_code::invalid_request,
+                            "HELLO from this node itself: " + st.peer_url + " is its own address",
+                            json::make_object({{"url", st.peer_url}})));
+      self->state.out->close(1008, "a node does not peer with itself");
+      return;
+    }
     bool full = !st.hello_seen;
     st.hello_seen = true;
     // ADDED once the supervisor can route to the peer (bounded: a peer whose

@@ -424,6 +424,39 @@ TEST_CASE("tool: once a HELLO is ADDED, the new peer's functions route at once (
   }
 }
 
+TEST_CASE("tool: a node never peers with itself, whatever alias gossip names it by") {
+  int port = mpreg::test::free_port();
+  // Advertised under a name only it knows: 127.0.0.1 is an alias of it.
+  node_process node(node_exe(), {"--port", std::to_string(port), "--advertised-urls",
+                                 "ws://a.invalid:" + std::to_string(port), "--gossip-interval",
+                                 "0.2", "--dead-peer-timeout", "2"});
+  raw_conn c(endpoint(), node.url());
+  double t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto entry = [&](const std::string& url) {
+    return R"({"url":")" + url + R"(","funs":["evil"],"locs":[],"last_seen":)" + std::to_string(t) +
+           "}";
+  };
+  std::string p = std::to_string(port);
+  REQUIRE(c.send(R"({"role":"gossip","cluster_id":"default-cluster","u":"g","peers":[)" +
+                 entry("ws://a.invalid:" + p + "/") + "," + entry("WS://A.INVALID:" + p) + "," +
+                 entry("ws://127.0.0.1:" + p) + "]}"));
+  // The loopback alias is linked to, and refused by the node itself.
+  auto t0 = steady::now();
+  while (!contains(node.stderr_text(), "HELLO from this node itself") && ms_since(t0) < 10000)
+    std::this_thread::sleep_for(20ms);
+  INFO(node.stderr_text());
+  CHECK(contains(node.stderr_text(), "HELLO from this node itself"));
+  // Nothing routes "evil" anywhere, and no link to itself is up.
+  auto answer = call(node.url(), "evil", {cmd("e", "evil", "[]")});
+  CHECK(error_code_of(answer) == 1001);
+  json status = status_of(node.port());
+  for (const auto& peer : status.find("peers")->as_array()) {
+    CHECK(peer.find("url")->as_string() == "ws://127.0.0.1:" + p); // the aliases of its name: never
+    CHECK(peer.find("link")->as_string() == "down");
+  }
+  CHECK(node.terminate() == 0);
+}
+
 TEST_CASE("tool: --help and --version exit 0") {
   auto r = run_tool({"--help"});
   CHECK(r.code == 0);
