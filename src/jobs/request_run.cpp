@@ -431,9 +431,16 @@ bool is_deadline(double timeout) {
 }
 
 rpc_error deadline_error(double timeout, json::array pending) {
+  // A large request's answer names a sample, not megabytes of names.
+  constexpr std::size_t listed = 100;
+  json details = json::make_object({{"timeout", timeout}});
+  if (pending.size() > listed) {
+    details["pending_total"] = static_cast<unsigned long long>(pending.size());
+    pending.resize(listed);
+  }
+  details["pending"] = json{std::move(pending)};
   return rpc_error(error_code::deadline_exceeded,
-                   "deadline exceeded after " + json(timeout).dump() + " s",
-                   json::make_object({{"timeout", timeout}, {"pending", json{std::move(pending)}}}));
+                   "deadline exceeded after " + json(timeout).dump() + " s", std::move(details));
 }
 
 } // namespace mpreg

@@ -36,7 +36,8 @@ rpc_error node_stopping_error();
 bool is_deadline(double timeout);
 
 /// The answer to a request whose `timeout` (seconds) ran out with the
-/// commands named in `pending` unfinished (1007).
+/// commands named in `pending` unfinished (1007); past 100 names only the
+/// first 100 are listed, with "pending_total".
 rpc_error deadline_error(double timeout, json::array pending);
 
 class request_run {

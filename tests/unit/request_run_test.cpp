@@ -238,6 +238,19 @@ TEST_CASE("request_run: a result nested deeper than the readers accept fails wit
   CHECK(f.host.answers[0].error->message.find("nested too deep") != std::string::npos);
 }
 
+TEST_CASE("deadline_error lists at most 100 pending commands, and says how many") {
+  json::array names;
+  for (int i = 0; i < 250; ++i)
+    names.emplace_back("c" + std::to_string(i));
+  auto e = deadline_error(1.5, names);
+  CHECK(e.code == 1007);
+  CHECK(e.details.find("pending")->as_array().size() == 100);
+  CHECK(e.details.find("pending")->as_array()[99].as_string() == "c99");
+  CHECK(e.details.find("pending_total")->as_uint() == 250);
+  names.resize(3);
+  CHECK(deadline_error(1.5, names).details.find("pending_total") == nullptr);
+}
+
 TEST_CASE("request_run: a call whose resolved arguments a peer could not read is not sent") {
   fixture f;
   f.peer("ws://p1:1", f.link1, {"remote_only"});
