@@ -4,7 +4,6 @@
 #include "protocol/internal_reader.hpp"
 #include "protocol/request_reader.hpp"
 
-
 #include <chrono>
 #include <random>
 #include <string>
@@ -58,6 +57,16 @@ const std::string& required_string(const json& obj, const char* key, const std::
   const json* v = obj.find(key);
   if (!v)
     invalid("missing field '" + path + "'", field_detail(path));
+  if (!v->is_string())
+    invalid("field '" + path + "' must be a string, got " + v->type_name(), field_detail(path));
+  return v->as_string();
+}
+
+// An optional string field: absent or null gives "".
+std::string optional_string(const json& obj, const char* key, const std::string& path) {
+  const json* v = member(obj, key);
+  if (!v)
+    return {};
   if (!v->is_string())
     invalid("field '" + path + "' must be a string, got " + v->type_name(), field_detail(path));
   return v->as_string();
@@ -165,12 +174,7 @@ server_message decode_server(const json& f) {
 gossip decode_gossip(const json& f) {
   gossip g;
   g.u = read_u(f);
-  if (const json* c = member(f, "cluster_id")) {
-    if (!c->is_string())
-      invalid(std::string("field 'cluster_id' must be a string, got ") + c->type_name(),
-              field_detail("cluster_id"));
-    g.cluster_id = c->as_string();
-  }
+  g.cluster_id = optional_string(f, "cluster_id", "cluster_id");
   const json* peers = member(f, "peers");
   if (peers && !peers->is_array())
     invalid("field 'peers' must be an array", field_detail("peers"));
@@ -291,12 +295,7 @@ node_advert advert_from_json(const json& j) {
   node_advert a;
   a.funs = string_list(j.find("funs"), "funs");
   a.locs = string_list(j.find("locs"), "locs");
-  if (const json* c = member(j, "cluster_id")) {
-    if (!c->is_string())
-      invalid(std::string("field 'cluster_id' must be a string, got ") + c->type_name(),
-              field_detail("cluster_id"));
-    a.cluster_id = c->as_string();
-  }
+  a.cluster_id = optional_string(j, "cluster_id", "cluster_id");
   a.advertised_urls = string_list(j.find("advertised_urls"), "advertised_urls");
   if (const json* fl = member(j, "fun_locs")) {
     if (!fl->is_object())

@@ -593,13 +593,8 @@ TEST_CASE("e2e: TCP probes, half handshakes and garbage leave no sessions behind
   };
   REQUIRE(eventually([&] { return sessions() == 1; }, 5000ms, 50ms));
   for (int i = 0; i < 30; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = mpreg::test::tcp_connect_local(node.port());
     REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(node.port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     std::string junk = i % 3 == 0   ? std::string("\x16\x03\x01\x02\x00\x01", 6) // a TLS hello
                        : i % 3 == 1 ? std::string("GET / HTTP/1.1\r\nUpgrade: websocket\r\n") // cut short
                                     : std::string();                                    // nothing

@@ -165,20 +165,29 @@ inline std::string rpc(const std::string& u, const std::vector<std::string>& cmd
   return s + "}";
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1:port; returns {status, body} ({0, why} on failure).
-inline std::pair<int, std::string> http_get(int port, const std::string& path,
-                                            std::chrono::milliseconds limit = 5000ms) {
+/// A blocking TCP connection to 127.0.0.1:port: its descriptor, or -1 when
+/// the socket or the connect failed (the caller closes it).
+inline int tcp_connect_local(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return {0, "socket failed"};
+    return -1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd);
-    return {0, "connect failed"};
+    return -1;
   }
+  return fd;
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1:port; returns {status, body} ({0, why} on failure).
+inline std::pair<int, std::string> http_get(int port, const std::string& path,
+                                            std::chrono::milliseconds limit = 5000ms) {
+  int fd = tcp_connect_local(port);
+  if (fd < 0)
+    return {0, "connect failed"};
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
@@ -226,14 +235,8 @@ inline std::pair<int, std::string> http_get(int port, const std::string& path,
 class tcp_ws {
 public:
   explicit tcp_ws(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd_ = tcp_connect_local(port);
     if (fd_ < 0)
-      throw std::runtime_error("socket failed");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
       throw std::runtime_error("connect failed");
     std::string hs = "GET / HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
