@@ -197,7 +197,7 @@ job_actor run_connection_request(caf::local_actor* session, std::shared_ptr<node
   if (request_run::runs_inline_here(*ctx, req)) {
     connection_answer host{*out};
     request_run run(std::move(ctx), host, true);
-    run.start(std::move(req));
+    run.start(std::move(req), waited);
     return {};
   }
   auto job = session->spawn(connection_job_behavior, std::move(ctx), std::move(out),

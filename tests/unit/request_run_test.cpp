@@ -221,6 +221,17 @@ TEST_CASE("request_run: inline commands stop at the deadline; no timer could int
   CHECK(took < std::chrono::milliseconds(900)); // not the whole chain's second
 }
 
+TEST_CASE("request_run: an inline run started after waiting past its timeout answers 1007") {
+  fixture f;
+  auto req = make_request(R"({"role":"rpc","u":"r","timeout":0.1,"cmds":[
+      {"name":"a","fun":"echo","args":[1]}]})");
+  request_run run(f.ctx, f.host, true);
+  run.start(std::move(req), 0.15); // it waited 0.15 s for a slot
+  REQUIRE(f.host.answers.size() == 1);
+  REQUIRE(f.host.answers[0].error);
+  CHECK(f.host.answers[0].error->code == 1007);
+}
+
 TEST_CASE("request_run: a result nested deeper than the readers accept fails with 1003") {
   fixture f;
   // Each echos wraps its input in one more array.
