@@ -312,10 +312,8 @@ int main(int argc, char** argv) {
     return exit_usage;
   } catch (const mpreg::rpc_exception& e) {
     print_error(e);
-    // The node's own deadline answer is a timeout too.
-    return e.code() == static_cast<int>(mpreg::error_code::deadline_exceeded) ? exit_connection
-                                                                              : exit_server_error;
-  } catch (const mpreg::client_error& e) { // connection_error, timeout_error
+    return exit_server_error;
+  } catch (const mpreg::client_error& e) { // connection_error, timeout_error (also the node's 1007)
     print_error(e);
     return exit_connection;
   } catch (const std::exception& e) {

@@ -3,7 +3,7 @@
 //   mpreg::client c("ws://127.0.0.1:6666");
 //   c.connect();
 //   mpreg::json v = c.call("echo", {"hi there!"});             // "hi there!"
-//   auto f = c.request({{"|a", "echo", {"x"}}, {"|b", "echos", {"|a", 2}}});
+//   auto f = c.request({{"|a", "echo", {"x"}, {}, {}}, {"|b", "echos", {"|a", 2}, {}, {}}});
 //   mpreg::json r = f.get();                                  // {"|b": ["x", 2]}
 //
 // Any number of requests may be in flight at once, from any number of
@@ -47,8 +47,8 @@ private:
 };
 
 /// The node answered the request with an error (`code()` is the node's
-/// code, e.g. 1001 unknown function, 1003 the function failed, 1007 the
-/// node's deadline expired).
+/// code, e.g. 1001 unknown function, 1003 the function failed), except a
+/// passed deadline (1007), which is a timeout_error.
 class rpc_exception : public client_error {
 public:
   explicit rpc_exception(const rpc_error& e) : client_error(e.code, e.message, e.details) {}
@@ -56,8 +56,11 @@ public:
   rpc_error error() const { return rpc_error(code(), message(), details()); }
 };
 
-/// No answer arrived within the client-side deadline (`code()` is 1007).
-/// Nothing is sent to the node; a late answer is ignored.
+/// The request's deadline passed (`code()` is 1007), whoever noticed first:
+/// the node, which stopped the work and answered 1007 (its message and
+/// details, e.g. the unfinished commands, are kept here), or the client,
+/// which got no answer in time (nothing is sent to the node then; a late
+/// answer is ignored). Catch this one type for every timeout.
 class timeout_error : public client_error {
 public:
   explicit timeout_error(const std::string& message, json details = {})
@@ -166,8 +169,8 @@ public:
 
   /// Sends a hand-built message (any role: "rpc", "server" STATUS, ...) and
   /// returns a future of the answer's `r`. A string `u` is added when
-  /// missing; throws std::invalid_argument when `message` is not an object
-  /// or its `u` is already in flight. The deadline is options.timeout, else
+  /// missing; throws std::invalid_argument when `message` is not an object,
+  /// or its `u` is not a string or is already in flight. The deadline is options.timeout, else
   /// the message's own `timeout`, else the default; the message is sent
   /// unchanged otherwise.
   std::future<json> request_raw(json message, request_options options = {});

@@ -1,14 +1,26 @@
 // Registering functions: the raw form and typed callables.
 //
 //   node.add_function("add", [](int a, int b) { return a + b; });
-//   node.add_function("train", train_model, {.resources = {"gpu"}});   // C++20 style shown;
-//   in C++17 fill a function_options first.
-//   node.add_raw_function("sum_all", [](const json::array& args, const json::object& kwargs) {...});
 //
-// Typed callables get their arguments converted from JSON (bool, integers,
-// floating point, std::string, std::vector<T>, string-keyed std::map /
-// std::unordered_map, std::optional<T>, mpreg::json for anything else) and
-// their result converted back. Specialise mpreg::json_traits<T> for your types.
+//   mpreg::function_options gpu;
+//   gpu.resources = {"gpu"};
+//   node.add_function("train", train_model, gpu);
+//
+//   node.add_raw_function("sum_all",
+//       [](const mpreg::json::array& args, const mpreg::json::object& kwargs) {...});
+//
+// Typed callables (lambdas, function pointers, function objects; noexcept or
+// not) get their arguments converted from JSON and their result converted
+// back. Built in: bool, integers, floating point, std::string,
+// std::string_view and const char* (arguments: valid for the call only),
+// std::vector<T>, string-keyed std::map / std::unordered_map,
+// std::optional<T> (a missing or null argument), json::array, json::object,
+// and mpreg::json for anything else. Specialise mpreg::json_traits<T> for
+// your own types.
+//
+// Functions run concurrently: pool functions on several worker threads at
+// once, inline functions on the actor threads. A callable with state must
+// guard it (a mutex, atomics) like any function called from many threads.
 #pragma once
 
 #include <cmath>
@@ -19,12 +31,14 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "mpreg/error.hpp"
 #include "mpreg/json.hpp"
 
 namespace mpreg {
@@ -122,6 +136,36 @@ template <>
 struct json_traits<std::string> {
   static std::string from_json(const json& j) { return j.as_string(); }
   static json to_json(std::string s) { return json{std::move(s)}; }
+};
+
+// Views into the argument: valid while the function runs, not after.
+template <>
+struct json_traits<std::string_view> {
+  static std::string_view from_json(const json& j) { return j.as_string(); }
+  static json to_json(std::string_view s) { return json{s}; }
+};
+
+// Also what a string literal returned by a function decays to.
+template <>
+struct json_traits<const char*> {
+  static const char* from_json(const json& j) { return j.as_string().c_str(); }
+  static json to_json(const char* s) {
+    if (!s)
+      throw json_error("null const char* result");
+    return json{s};
+  }
+};
+
+template <>
+struct json_traits<json::array> {
+  static json::array from_json(const json& j) { return j.as_array(); }
+  static json to_json(json::array a) { return json{std::move(a)}; }
+};
+
+template <>
+struct json_traits<json::object> {
+  static json::object from_json(const json& j) { return j.as_object(); }
+  static json to_json(json::object o) { return json{std::move(o)}; }
 };
 
 template <class T>
@@ -230,6 +274,15 @@ template <class C, class R, class... As>
 struct callable_traits<R (C::*)(As...) const> : callable_traits<R (*)(As...)> {};
 template <class C, class R, class... As>
 struct callable_traits<R (C::*)(As...)> : callable_traits<R (*)(As...)> {};
+// noexcept is part of the type since C++17.
+template <class R, class... As>
+struct callable_traits<R (*)(As...) noexcept> : callable_traits<R (*)(As...)> {};
+template <class R, class... As>
+struct callable_traits<R(As...) noexcept> : callable_traits<R (*)(As...)> {};
+template <class C, class R, class... As>
+struct callable_traits<R (C::*)(As...) const noexcept> : callable_traits<R (*)(As...)> {};
+template <class C, class R, class... As>
+struct callable_traits<R (C::*)(As...) noexcept> : callable_traits<R (*)(As...)> {};
 
 template <class T>
 struct is_optional : std::false_type {};

@@ -104,6 +104,10 @@ public:
   /// A short name of the value's kind, for error messages ("string", ...).
   const char* type_name() const noexcept;
 
+  /// Equal values: numbers compare by value whatever their kind (1 == 1.0;
+  /// two integers exactly, an integer and a double as doubles); objects
+  /// compare as sets of members (member order does not matter, as for a
+  /// Python dict).
   friend bool operator==(const json& a, const json& b);
   friend bool operator!=(const json& a, const json& b) { return !(a == b); }
 

@@ -66,6 +66,8 @@ using node_actor = caf::typed_actor<caf::replies_to<request>::with<response>>;
 class node {
 public:
   /// A node in `system` with settings `s`. Nothing is bound until start().
+  /// Throws std::invalid_argument naming the field ("settings.port: ...")
+  /// when a setting is outside what mpreg-node accepts (settings.hpp).
   node(caf::actor_system& system, settings s);
   /// Stops the node if it is running.
   ~node();
@@ -88,7 +90,9 @@ public:
 
   /// Binds the WebSocket listener and links to the configured peers.
   /// Returns the URL it listens on (port 0 resolved). Throws
-  /// std::runtime_error when it cannot bind.
+  /// std::runtime_error when it cannot bind. While running, a second call
+  /// returns the same URL. After stop() it starts the node again, on the
+  /// port the first start bound.
   std::string start();
 
   /// Says GOODBYE to peers, answers its connections' running requests
@@ -99,7 +103,7 @@ public:
   /// this node's own functions. Idempotent.
   void stop();
 
-  /// The URL start() returned (empty before start).
+  /// The URL start() returned (empty before start; kept after stop()).
   std::string url() const;
 
   /// The settings in force (after start: the bound port, advertised URLs).

@@ -292,7 +292,11 @@ struct client::impl {
     if (s->timer)
       s->timer->cancel();
     rpc_result out;
-    if (resp->error)
+    if (resp->error && resp->error->code == static_cast<int>(error_code::deadline_exceeded))
+      // One exception type for a passed deadline, whoever saw it pass.
+      out.error = std::make_exception_ptr(timeout_error(resp->error->message,
+                                                        resp->error->details));
+    else if (resp->error)
       out.error = std::make_exception_ptr(rpc_exception(*resp->error));
     else if (s->wants_status && status)
       out.r = std::move(*status);
@@ -396,7 +400,12 @@ void client::request_raw_async(json message, callback done, request_options opti
     throw std::invalid_argument(std::string("a message must be a JSON object, got ") +
                                 message.type_name());
   const json* u = message.find("u");
-  if (!u || !u->is_string())
+  if (u && !u->is_string())
+    // Answers are matched by a string u: replacing it would hide the id the
+    // caller chose, keeping it would never match.
+    throw std::invalid_argument(std::string("a message's u must be a string, got ") +
+                                u->type_name());
+  if (!u)
     message["u"] = protocol::new_id();
   std::string id = message.find("u")->as_string();
   std::optional<double> t = options.timeout;

@@ -112,53 +112,70 @@ std::optional<unsigned long long> parse_digits(std::string_view s) {
   return v;
 }
 
-unsigned parse_port(std::string_view s) {
-  auto v = parse_digits(s);
+// The range of each numeric setting, in one place: the parsers below read
+// text into these, and check_settings applies them to settings built in code.
+// `shown` is the value as the user wrote it.
+
+unsigned checked_port(std::optional<unsigned long long> v, std::string_view shown) {
   if (!v || *v > 65535)
-    throw config_error(quote(s) + " is not a port number (0..65535)");
+    throw config_error(quote(shown) + " is not a port number (0..65535)");
   return static_cast<unsigned>(*v);
 }
 
-double parse_seconds(std::string_view s) {
-  double v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
-    throw config_error(quote(s) + " is not a number of seconds");
-  if (!(v > 0) || v > max_seconds)
-    throw config_error(quote(s) + " is out of range (must be > 0 and at most " +
+double checked_seconds(std::optional<double> v, std::string_view shown) {
+  if (!v || !std::isfinite(*v))
+    throw config_error(quote(shown) + " is not a number of seconds");
+  if (!(*v > 0) || *v > max_seconds)
+    throw config_error(quote(shown) + " is out of range (must be > 0 and at most " +
                        std::to_string(static_cast<long long>(max_seconds)) + " seconds)");
-  return v;
+  return *v;
 }
 
-std::size_t parse_bytes(std::string_view s) {
-  auto v = parse_digits(s);
+std::size_t checked_bytes(std::optional<unsigned long long> v, std::string_view shown) {
   if (!v || *v == 0 || *v > std::numeric_limits<std::size_t>::max())
-    throw config_error(quote(s) + " is not a positive whole number of bytes");
+    throw config_error(quote(shown) + " is not a positive whole number of bytes");
   return static_cast<std::size_t>(*v);
 }
 
-std::size_t parse_workers(std::string_view s) {
-  auto v = parse_digits(s);
+std::size_t checked_workers(std::optional<unsigned long long> v, std::string_view shown) {
   if (!v || *v > max_workers)
-    throw config_error(quote(s) + " is not a thread count (0.." + std::to_string(max_workers) +
-                       "; 0 picks one)");
+    throw config_error(quote(shown) + " is not a thread count (0.." +
+                       std::to_string(max_workers) + "; 0 picks one)");
   return static_cast<std::size_t>(*v);
 }
 
-unsigned parse_spin(std::string_view s) {
-  auto v = parse_digits(s);
+unsigned checked_spin(std::optional<unsigned long long> v, std::string_view shown) {
   if (!v || *v > max_spin_us)
-    throw config_error(quote(s) + " is not a number of microseconds (0.." +
+    throw config_error(quote(shown) + " is not a number of microseconds (0.." +
                        std::to_string(max_spin_us) + ")");
   return static_cast<unsigned>(*v);
 }
 
-std::size_t parse_in_flight(std::string_view s) {
-  auto v = parse_digits(s);
+std::size_t checked_in_flight(std::optional<unsigned long long> v, std::string_view shown) {
   if (!v || *v == 0 || *v > max_in_flight)
-    throw config_error(quote(s) + " is not a number of requests (1.." +
+    throw config_error(quote(shown) + " is not a number of requests (1.." +
                        std::to_string(max_in_flight) + ")");
   return static_cast<std::size_t>(*v);
+}
+
+unsigned parse_port(std::string_view s) { return checked_port(parse_digits(s), s); }
+
+double parse_seconds(std::string_view s) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+    return checked_seconds(std::nullopt, s);
+  return checked_seconds(v, s);
+}
+
+std::size_t parse_bytes(std::string_view s) { return checked_bytes(parse_digits(s), s); }
+
+std::size_t parse_workers(std::string_view s) { return checked_workers(parse_digits(s), s); }
+
+unsigned parse_spin(std::string_view s) { return checked_spin(parse_digits(s), s); }
+
+std::size_t parse_in_flight(std::string_view s) {
+  return checked_in_flight(parse_digits(s), s);
 }
 
 std::string check_host(std::string_view s) {
@@ -765,6 +782,37 @@ std::string node_usage() {
          "  mpreg-node --config server1.yaml --port 9001 --name \"Server 1\" \\\n"
          "             --resources model-a,dataset-1 --peers ws://127.0.0.1:9002\n";
   return out.str();
+}
+
+void check_settings(const mpreg::settings& s) {
+  auto field = [](const char* name, auto&& check) {
+    with_prefix(std::string("settings.") + name + ": ", check);
+  };
+  auto seconds = [](double v) {
+    std::ostringstream shown;
+    shown << v;
+    checked_seconds(v, shown.str());
+  };
+  field("host", [&] { check_host(s.host); });
+  field("port", [&] { checked_port(s.port, std::to_string(s.port)); });
+  field("name", [&] { check_text(s.name, "the name"); });
+  field("cluster_id", [&] { check_text(s.cluster_id, "the cluster id"); });
+  for (const auto& u : s.peers)
+    field("peers", [&] { normalize_url(u); });
+  if (!trim(s.connect).empty())
+    field("connect", [&] { normalize_url(s.connect); });
+  for (const auto& u : s.advertised_urls)
+    field("advertised_urls", [&] { normalize_url(u); });
+  field("gossip_interval", [&] { seconds(s.gossip_interval); });
+  field("dead_peer_timeout", [&] { seconds(s.dead_peer_timeout); });
+  field("reconnect_max_backoff", [&] { seconds(s.reconnect_max_backoff); });
+  field("max_message_size",
+        [&] { checked_bytes(s.max_message_size, std::to_string(s.max_message_size)); });
+  field("worker_threads",
+        [&] { checked_workers(s.worker_threads, std::to_string(s.worker_threads)); });
+  field("io_spin_us", [&] { checked_spin(s.io_spin_us, std::to_string(s.io_spin_us)); });
+  field("max_in_flight",
+        [&] { checked_in_flight(s.max_in_flight, std::to_string(s.max_in_flight)); });
 }
 
 } // namespace mpreg::config

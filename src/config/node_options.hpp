@@ -76,6 +76,12 @@ std::string node_usage();
 /// a path after the authority is kept. Throws config_error on anything else.
 std::string normalize_url(std::string_view url);
 
+/// Checks settings built in code (an embedded node's) against the ranges the
+/// command line and config files accept: port 0..65535, times > 0, sizes and
+/// counts in range, URLs that normalize_url takes, host/name/cluster id not
+/// empty. Throws config_error naming the field ("settings.port: ...").
+void check_settings(const mpreg::settings& s);
+
 /// Splits a comma-separated list: items trimmed of spaces/tabs, empty items
 /// dropped. "a, b,,c " -> {"a", "b", "c"}.
 std::vector<std::string> split_list(std::string_view text);

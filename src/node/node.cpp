@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "bridge/bridge_actor.hpp"
+#include "config/node_options.hpp"
 #include "gossip/gossip_actor.hpp"
 #include "peers/cluster_messages.hpp"
 #include "peers/peer_supervisor.hpp"
@@ -31,11 +32,22 @@ node_actor::behavior_type front_behavior(node_actor::pointer self,
   };
 }
 
+// Settings built in code get the command line's checks: a port of 87841
+// would otherwise bind 22305, a gossip interval of 0 spin.
+settings checked(settings s) {
+  try {
+    config::check_settings(s);
+  } catch (const config::config_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  return s;
+}
+
 } // namespace
 
 struct node::impl {
   impl(caf::actor_system& sys, settings s)
-    : system(sys), ctx(std::make_shared<node_context>(sys, std::move(s))) {
+    : system(sys), ctx(std::make_shared<node_context>(sys, checked(std::move(s)))) {
     add_builtins(ctx->functions);
     front = system.spawn(front_behavior, ctx);
     ctx->io = std::make_shared<transport::io_host>(

@@ -189,10 +189,19 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
     },
     [self](goodbye_atom, std::string& url) {
       auto& st = self->state;
-      MPREG_LOG(info, "peer " << url << " said GOODBYE");
-      st.seeds.erase(url); // it left on purpose: do not chase it
       stop_link(self, url);
       st.ctx->routes.remove(url, wall_seconds());
+      if (!st.seeds.count(url) || st.leaving) {
+        MPREG_LOG(info, "peer " << url << " said GOODBYE");
+        return;
+      }
+      // A seed left on purpose, most often to restart (an upgrade, a new
+      // config). The operator named it, and it may have no seeds of its
+      // own to come back through: keep trying it, as after a crash.
+      MPREG_LOG(info, "seed " << url << " said GOODBYE; linking again when it is back");
+      auto& slot = st.links[url];
+      slot.restart_pending = true;
+      self->delayed_send(self, next_backoff(self, slot), restart_atom::value, url);
     },
     [self](forget_atom, std::string& url) {
       MPREG_LOG(info, "peer " << url << " expired (not seen within the dead-peer timeout)");

@@ -12,7 +12,8 @@ namespace mpreg::log {
 
 namespace {
 std::atomic<int> threshold{static_cast<int>(level::info)};
-std::mutex write_mutex;
+std::mutex write_mutex; // also guards sink
+mpreg::log_sink sink;
 const char* names[] = {"error", "warn", "info", "debug", "trace"};
 } // namespace
 
@@ -38,6 +39,15 @@ bool parse_level(const std::string& text, level& out) {
 }
 
 void write(level l, const std::string& message) {
+  std::lock_guard guard{write_mutex};
+  if (sink) {
+    try {
+      sink(l, message);
+    } catch (...) {
+      // A throwing sink loses its line, never the node's thread.
+    }
+    return;
+  }
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -45,9 +55,21 @@ void write(level l, const std::string& message) {
   gmtime_r(&secs, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::lock_guard guard{write_mutex};
   std::fprintf(stderr, "%s.%03dZ %-5s %s\n", stamp, static_cast<int>(ms), names[static_cast<int>(l)],
                message.c_str());
 }
 
 } // namespace mpreg::log
+
+namespace mpreg {
+
+void set_log_level(log_level l) {
+  log::set_level(l);
+}
+
+void set_log_sink(log_sink s) {
+  std::lock_guard guard{log::write_mutex};
+  log::sink = std::move(s);
+}
+
+} // namespace mpreg

@@ -4,9 +4,11 @@
 #include <sstream>
 #include <string>
 
+#include "mpreg/log.hpp"
+
 namespace mpreg::log {
 
-enum class level { error = 0, warn = 1, info = 2, debug = 3, trace = 4 };
+using level = mpreg::log_level;
 
 void set_level(level l);
 level current_level();

@@ -488,6 +488,19 @@ TEST_CASE("a node that dies: SIGKILL, restart on the same port, SIGTERM; a seed 
   MESSAGE("B's supervisor relinked to the restarted seed A after " << ms_since(a_back) << " ms");
   a_cl = connect(c.url(0));
   CHECK(where(*a_cl, {"rb"}) == "B");
+
+  // The same seed stopped on purpose (SIGTERM: GOODBYE), as for an upgrade,
+  // and started again: B still brings the link back, since A cannot.
+  a_cl.reset();
+  CHECK(c.terminate(0) == 0);
+  CHECK(where_error(*b_cl, {"ra"}) == 1001);
+  c.restart(0);
+  auto a_again = steady::now();
+  CHECK(where_eventually(*b_cl, {"ra"}) == "A");
+  MESSAGE("B relinked to its seed A, restarted after a GOODBYE, after " << ms_since(a_again)
+                                                                       << " ms");
+  a_cl = connect(c.url(0));
+  CHECK(where_eventually(*a_cl, {"rb"}) == "B");
 }
 
 TEST_CASE("a node restarted with fewer functions: its new HELLO replaces what peers knew") {

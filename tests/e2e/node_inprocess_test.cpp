@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,7 @@
 #include <caf/all.hpp>
 
 #include "mpreg/error.hpp"
+#include "mpreg/log.hpp"
 #include "mpreg/node.hpp"
 
 using namespace std::chrono_literals;
@@ -443,6 +445,50 @@ TEST_CASE_FIXTURE(system_fixture, "in-process: two nodes in one actor system") {
     // b keeps working after a stopped.
     CHECK(ok(call(sys, b, R("5", {C("|x", "echo", "[5]")}))) == json::parse(R"({"|x": 5})"));
   } // destroyed (b first, then a) before the actor system
+}
+
+TEST_CASE_FIXTURE(system_fixture, "in-process: bad settings throw invalid_argument naming the field") {
+  auto s = test_settings("bad");
+  s.port = 87841; // would bind 22305 if truncated to 16 bits
+  try {
+    mpreg::node n{sys, s};
+    FAIL("constructed");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("settings.port") == 0);
+  }
+  s = test_settings("bad");
+  s.gossip_interval = 0;
+  CHECK_THROWS_AS(mpreg::node(sys, s), std::invalid_argument);
+}
+
+TEST_CASE_FIXTURE(system_fixture, "in-process: log lines go to a sink, filtered by the level") {
+  std::mutex m;
+  std::vector<std::pair<mpreg::log_level, std::string>> lines;
+  mpreg::set_log_sink([&](mpreg::log_level l, std::string_view line) {
+    std::lock_guard g{m};
+    lines.emplace_back(l, std::string(line));
+  });
+  {
+    mpreg::node n{sys, test_settings("logged")};
+    auto url = n.start();
+    n.stop();
+    std::lock_guard g{m};
+    auto listening = std::find_if(lines.begin(), lines.end(), [&](const auto& l) {
+      return l.first == mpreg::log_level::info && l.second.find("listening on " + url) != std::string::npos;
+    });
+    CHECK(listening != lines.end());
+    lines.clear();
+  }
+  mpreg::set_log_level(mpreg::log_level::warn);
+  {
+    mpreg::node n{sys, test_settings("quiet")};
+    n.start();
+    n.stop();
+  }
+  mpreg::set_log_level(mpreg::log_level::info);
+  mpreg::set_log_sink(nullptr);
+  std::lock_guard g{m};
+  CHECK(lines.empty()); // nothing at warn or above, info filtered out
 }
 
 TEST_CASE_FIXTURE(system_fixture, "in-process: start on a port in use throws, the node stays usable") {

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -266,4 +267,45 @@ TEST_CASE("function: exceptions thrown by the callable pass through unchanged") 
     CHECK(std::string(e.what()) == "nope");
     CHECK(e.details() == json::parse(R"({"k": 1})"));
   }
+}
+
+namespace {
+int negate_noexcept(int x) noexcept {
+  return -x;
+}
+} // namespace
+
+TEST_CASE("function: noexcept callables and functions (part of the type since C++17)") {
+  auto f = make_function([](int x) noexcept { return x + 1; });
+  CHECK(f(A("[1]"), {}) == json(2));
+  auto g = make_function(&negate_noexcept);
+  CHECK(g(A("[3]"), {}) == json(-3));
+  struct functor {
+    int operator()(int x) const noexcept { return 10 * x; }
+  };
+  auto h = make_function(functor{});
+  CHECK(h(A("[2]"), {}) == json(20));
+}
+
+TEST_CASE("function: string views, C strings, literals, json::array and json::object") {
+  auto views = make_function([](std::string_view a, const char* b) {
+    return std::string(a) + "+" + b;
+  });
+  CHECK(views(A(R"(["x", "y"])"), {}) == json("x+y"));
+  CHECK(contains(arg_error(views, R"([1, "y"])"), "argument 1"));
+  auto literal = make_function([] { return "ok"; });
+  CHECK(literal({}, {}) == json("ok"));
+  auto view_out = make_function([](int n) { return std::string_view("abcdef").substr(0, n); });
+  CHECK(view_out(A("[2]"), {}) == json("ab"));
+  auto keys = make_function([](const json::object& o, json::array a) {
+    json::array out;
+    for (const auto& m : o)
+      out.emplace_back(m.key);
+    out.emplace_back(static_cast<long long>(a.size()));
+    return out;
+  });
+  CHECK(keys(A(R"([{"b": 1, "a": 2}, [1, 2, 3]])"), {}) == json::parse(R"(["b", "a", 3])"));
+  CHECK(contains(arg_error(keys, R"([[1], [1]])"), "argument 1"));
+  auto object_out = make_function([] { return json::make_object({{"k", 1}}).as_object(); });
+  CHECK(object_out({}, {}) == json::parse(R"({"k": 1})"));
 }

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -532,4 +533,38 @@ TEST_CASE("errors from the command line name the config file") {
   auto e = error_of({"--config", f.str()});
   CHECK(contains(e, "config file '" + f.str() + "': key 'port'"));
   CHECK(contains(error_of({"--port", "bad\nline"}), "'bad\\nline'")); // escaped: one line
+}
+
+TEST_CASE("check_settings: settings built in code get the command line's ranges") {
+  CHECK_NOTHROW(check_settings(mpreg::settings{}));
+  auto bad = [](auto change, const char* field) {
+    mpreg::settings s;
+    change(s);
+    try {
+      check_settings(s);
+      FAIL("accepted a bad " << field);
+    } catch (const config_error& e) {
+      CHECK(std::string(e.what()).find(std::string("settings.") + field + ": ") == 0);
+    }
+  };
+  bad([](mpreg::settings& s) { s.port = 87841; }, "port");
+  bad([](mpreg::settings& s) { s.host = ""; }, "host");
+  bad([](mpreg::settings& s) { s.name = ""; }, "name");
+  bad([](mpreg::settings& s) { s.cluster_id = "a\nb"; }, "cluster_id");
+  bad([](mpreg::settings& s) { s.peers = {"http://x:1"}; }, "peers");
+  bad([](mpreg::settings& s) { s.connect = "ws://"; }, "connect");
+  bad([](mpreg::settings& s) { s.advertised_urls = {"nope"}; }, "advertised_urls");
+  bad([](mpreg::settings& s) { s.gossip_interval = 0; }, "gossip_interval");
+  bad([](mpreg::settings& s) { s.dead_peer_timeout = -1; }, "dead_peer_timeout");
+  bad([](mpreg::settings& s) { s.reconnect_max_backoff = std::nan(""); }, "reconnect_max_backoff");
+  bad([](mpreg::settings& s) { s.max_message_size = 0; }, "max_message_size");
+  bad([](mpreg::settings& s) { s.worker_threads = 5000; }, "worker_threads");
+  bad([](mpreg::settings& s) { s.io_spin_us = 1000000; }, "io_spin_us");
+  bad([](mpreg::settings& s) { s.max_in_flight = 0; }, "max_in_flight");
+  mpreg::settings ok;
+  ok.port = 0;
+  ok.peers = {"ws://127.0.0.1:1"};
+  ok.connect = " ";
+  ok.worker_threads = 0;
+  CHECK_NOTHROW(check_settings(ok));
 }
