@@ -3,19 +3,25 @@
 //
 // Exit status: 0 ok, 1 the node answered with an error, 2 usage error
 // (bad flags, unreadable or malformed input), 3 connection error or deadline
-// exceeded (the client's timeout or the node's error 1007).
+// exceeded (the client's timeout or the node's error 1007), 4 the result
+// could not be written.
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "mpreg/client.hpp"
@@ -27,6 +33,12 @@ constexpr int exit_ok = 0;
 constexpr int exit_server_error = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_connection = 3;
+constexpr int exit_output = 4;
+
+/// The result could not be written (stdout closed or full).
+struct output_error {
+  std::string message;
+};
 
 const char* const help_text = R"(usage: mpreg [--url URL] [--timeout SECONDS] COMMAND ...
 
@@ -36,14 +48,16 @@ Commands:
   request FILE|-
         Send a whole request read from FILE (or stdin with -) and print its
         result map r. The input is a JSON array of commands, or a full request
-        object {"role": "rpc", "cmds": [...], "timeout": ...} (its cmds and
-        timeout are kept; a u is added when missing).
+        object {"role": "rpc", "cmds": [...], "timeout": ..., "u": ...} (role
+        rpc when given; a u is added when missing; --timeout replaces its
+        timeout).
   peers
         Ask the node for its cluster status and print the answer.
 
 Options:
   --url URL          node to talk to (default: $MPREG_URL, else ws://127.0.0.1:6666)
-  --timeout SECONDS  deadline of the request (default 30); the node is told too
+  --timeout SECONDS  deadline of the request (default 30); the node is told
+                     too. It also bounds connecting (default 5 s).
   --kw KEY=VALUE     keyword argument of `call` (repeatable)
   --locs a,b         resources the executing node must have (`call`)
   --pretty, --compact  force the output format (default: pretty on a terminal,
@@ -59,7 +73,7 @@ Output and errors: the result goes to stdout as JSON. Errors go to stderr as
 `error CODE: message` (and `details: JSON` when the node sent details).
 Exit status: 0 ok, 1 the node answered with an error, 2 usage error,
 3 connection error (code 0) or deadline exceeded (code 1007, from the node
-or the client).
+or the client), 4 the result could not be written to stdout.
 
 Examples:
   mpreg call echo "hi there!"
@@ -115,7 +129,7 @@ double parse_seconds(const std::string& text) {
   try {
     std::size_t used = 0;
     double v = std::stod(text, &used);
-    if (used == text.size() && v > 0)
+    if (used == text.size() && v > 0 && std::isfinite(v))
       return v;
   } catch (const std::exception&) {
   }
@@ -199,10 +213,17 @@ std::string read_input(const std::string& path) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     return text;
   }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw usage_error{"cannot read '" + path + "': it is a directory"};
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw usage_error{"cannot read '" + path + "'"};
-  text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  try {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {
+    throw usage_error{"cannot read '" + path + "': " + e.what()};
+  }
   return text;
 }
 
@@ -220,13 +241,17 @@ mpreg::json request_message(const std::string& text, const std::string& source,
     msg = mpreg::json::make_object({{"role", "rpc"}, {"cmds", in}});
   } else if (in.is_object()) {
     msg = std::move(in);
-    if (!msg.find("role"))
+    const mpreg::json* role = msg.find("role");
+    if (!role)
       msg["role"] = "rpc";
+    else if (!(role->is_string() && role->as_string() == "rpc"))
+      throw usage_error{source + ": a request object's role must be \"rpc\", got " +
+                        role->dump()};
   } else {
     throw usage_error{source + " must hold a JSON array of commands or a request object, got " +
                       in.type_name()};
   }
-  if (timeout && !msg.find("timeout"))
+  if (timeout) // the command line wins over the file, as mpreg-node's flags do
     msg["timeout"] = *timeout;
   return msg;
 }
@@ -235,8 +260,8 @@ void print_result(const mpreg::json& v, const cli& c) {
   bool pretty = c.pretty ? *c.pretty : ::isatty(STDOUT_FILENO) == 1;
   std::string out = pretty ? v.dump_pretty() : v.dump();
   out += '\n';
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
+  if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
+    throw output_error{std::string("cannot write the result to stdout: ") + std::strerror(errno)};
 }
 
 void print_error(const mpreg::client_error& e) {
@@ -310,6 +335,9 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::cerr << "mpreg: " << e.message << " (see mpreg --help)\n";
     return exit_usage;
+  } catch (const output_error& e) {
+    std::cerr << "mpreg: " << e.message << "\n";
+    return exit_output;
   } catch (const mpreg::rpc_exception& e) {
     print_error(e);
     return exit_server_error;

@@ -54,6 +54,19 @@ void load_module(const std::string& path, mpreg::node& node) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Signals are taken synchronously by this thread (sigwait), blocked from
+  // the first instruction: a SIGTERM during start-up stops the node cleanly
+  // (exit 0) once it has started, instead of killing it half-way. Every
+  // thread started from here on inherits the blocked mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A closed stdout (`mpreg-node | head -1` once head exits) must not kill
+  // the node: writes to it fail instead. Sockets never raise SIGPIPE here.
+  signal(SIGPIPE, SIG_IGN);
+
   mpreg::config::node_options opts;
   try {
     opts = mpreg::config::parse_node_args(argc, argv);
@@ -77,14 +90,6 @@ int main(int argc, char** argv) {
   if (!mpreg::util::raise_fd_limit())
     MPREG_LOG(warn, "could not raise the open-file limit to its hard limit");
 
-  // Signals are taken synchronously by this thread (sigwait): every thread
-  // started from here on inherits the blocked mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   caf::actor_system_config cfg; // never handed argv: our flags are not CAF's
   mpreg::tune_actor_system(cfg);   // scheduler threads and wake-ups (node.hpp)
   int exit_code = 0;
@@ -101,7 +106,8 @@ int main(int argc, char** argv) {
         die(e.what());
       }
       std::printf("mpreg-node listening on %s\n", url.c_str());
-      std::fflush(stdout);
+      if (std::fflush(stdout) != 0 || std::ferror(stdout))
+        MPREG_LOG(warn, "could not write the ready line to stdout (closed?); serving anyway");
 
       int sig = 0;
       sigwait(&stop_signals, &sig);

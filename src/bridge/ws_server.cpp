@@ -426,11 +426,18 @@ ws_server::ws_server(std::shared_ptr<transport::io_host> host, server_events eve
     auto [self, con] = lookup(weak, hdl);
     if (!con)
       return;
+    const std::string& method = con->get_request().get_method();
+    const bool head = method == "HEAD";
     std::pair<int, std::string> answer{404, "not found\n"};
-    if (self->events.on_http)
-      answer = self->events.on_http(con->get_resource());
+    if (method != "GET" && !head) {
+      answer = {405, "method not allowed: GET or HEAD\n"};
+      con->append_header("Allow", "GET, HEAD");
+    } else if (self->events.on_http) {
+      const std::string& resource = con->get_resource();
+      answer = self->events.on_http(resource.substr(0, resource.find_first_of("?#")));
+    }
     con->set_status(static_cast<websocketpp::http::status_code::value>(answer.first));
-    con->set_body(answer.second);
+    con->set_body(head ? std::string() : answer.second);
     con->append_header("Content-Type", answer.second.rfind("{", 0) == 0 ? "application/json"
                                                                           : "text/plain");
   });

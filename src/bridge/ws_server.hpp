@@ -46,7 +46,9 @@ struct server_events {
   /// socket), in order: one hand-over to the actors per burst, not per frame.
   std::function<void(std::uint64_t id, std::vector<std::string>&& frames)> on_frames;
   std::function<void(std::uint64_t id)> on_close;
-  /// Plain HTTP GET on the same port: returns {status, body} for a path.
+  /// Plain HTTP GET on the same port: returns {status, body} for a path
+  /// (query string removed). Other methods get 405 without asking; HEAD is
+  /// answered like GET, without the body.
   std::function<std::pair<int, std::string>(const std::string& path)> on_http;
 };
 

@@ -16,6 +16,8 @@
 #include <system_error>
 #include <utility>
 
+#include <arpa/inet.h>
+
 #include <yaml-cpp/yaml.h>
 
 namespace mpreg::config {
@@ -23,6 +25,9 @@ namespace {
 
 // Upper bounds that keep later conversions (chrono, thread pools) sane.
 constexpr double max_seconds = 365.0 * 24 * 3600; // one year
+// Gossip, expiry and reconnect timers below this spin a core for nothing
+// (1e-9 s gossip kept two idle nodes at 100 % of both cores).
+constexpr double min_seconds = 0.01;
 constexpr unsigned long long max_workers = 1024;
 constexpr unsigned long long max_spin_us = 100000;
 constexpr unsigned long long max_in_flight = 1000000;
@@ -125,8 +130,8 @@ unsigned checked_port(std::optional<unsigned long long> v, std::string_view show
 double checked_seconds(std::optional<double> v, std::string_view shown) {
   if (!v || !std::isfinite(*v))
     throw config_error(quote(shown) + " is not a number of seconds");
-  if (!(*v > 0) || *v > max_seconds)
-    throw config_error(quote(shown) + " is out of range (must be > 0 and at most " +
+  if (!(*v >= min_seconds) || *v > max_seconds)
+    throw config_error(quote(shown) + " is out of range (0.01 to " +
                        std::to_string(static_cast<long long>(max_seconds)) + " seconds)");
   return *v;
 }
@@ -259,9 +264,9 @@ constexpr flag_spec flag_table[] = {
   {flag_id::connect, "connect", 0, "ws://h:p", "one more node to link to at start"},
   {flag_id::advertised_urls, "advertised-urls", 0, "ws://h:p,...",
    "URLs other nodes use to reach this one"},
-  {flag_id::gossip_interval, "gossip-interval", 0, "SECONDS", "seconds between gossip rounds, > 0"},
+  {flag_id::gossip_interval, "gossip-interval", 0, "SECONDS", "seconds between gossip rounds, 0.01 or more"},
   {flag_id::dead_peer_timeout, "dead-peer-timeout", 0, "SECONDS",
-   "seconds before a peer not heard of is forgotten, > 0"},
+   "seconds before a peer not heard of is forgotten, 0.01 or more"},
   {flag_id::max_message_size, "max-message-size", 0, "BYTES",
    "largest frame or result in bytes, > 0"},
   {flag_id::module, "module", 0, "PATH", "load a function module; repeatable, loaded in order"},
@@ -560,6 +565,37 @@ std::vector<std::string> split_list(std::string_view text) {
   return out;
 }
 
+namespace {
+// One spelling per address, as the resolver reads it: "127.0.01" and
+// "127.1" are 127.0.0.1 (inet_aton), "[0:0::1]" is "[::1]". Names are
+// only lower-cased: resolving them here would tie a URL to today's DNS.
+std::string canonical_host(std::string_view host) {
+  std::string h = lower(host);
+  if (h.front() == '[') {
+    std::string inner = h.substr(1, h.size() - 2);
+    in6_addr a6{};
+    char text[INET6_ADDRSTRLEN];
+    if (inner.find('%') == std::string::npos && inet_pton(AF_INET6, inner.c_str(), &a6) == 1 &&
+        inet_ntop(AF_INET6, &a6, text, sizeof text))
+      return "[" + std::string(text) + "]";
+    return h;
+  }
+  in_addr a4{};
+  char text[INET_ADDRSTRLEN];
+  if (std::all_of(h.begin(), h.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; }) &&
+      inet_aton(h.c_str(), &a4) != 0 && inet_ntop(AF_INET, &a4, text, sizeof text))
+    return text;
+  return h;
+}
+} // namespace
+
+std::string listen_url(std::string_view host, unsigned port) {
+  std::string h(trim(host));
+  if (h.find(':') != std::string::npos && h.front() != '[')
+    h = "[" + h + "]"; // an IPv6 address
+  return normalize_url("ws://" + h + ":" + std::to_string(port));
+}
+
 std::string normalize_url(std::string_view url) {
   auto fail = [&](const std::string& why) {
     throw config_error("bad URL " + quote(url) + ": " + why + " (expected ws://HOST:PORT)");
@@ -621,7 +657,7 @@ std::string normalize_url(std::string_view url) {
   }
   if (host.empty())
     fail("it has no host");
-  std::string out = scheme + "://" + lower(host);
+  std::string out = scheme + "://" + canonical_host(host);
   if (has_port) {
     auto p = parse_digits(port);
     if (!p || *p == 0 || *p > 65535)

@@ -71,8 +71,9 @@ void apply_yaml_config(const std::string& path, node_options& o);
 std::string node_usage();
 
 /// Checks a ws:// or wss:// URL and returns its normal form: scheme and host
-/// lower case, port without leading zeros, trailing '/' removed, e.g.
-/// " WS://LocalHost:09001/ " -> "ws://localhost:9001". A port is optional;
+/// lower case, port without leading zeros, trailing '/' removed, IP
+/// addresses in one spelling ("127.0.01" -> "127.0.0.1", "[0::1]" ->
+/// "[::1]"), e.g. " WS://LocalHost:09001/ " -> "ws://localhost:9001". A port is optional;
 /// a path after the authority is kept. Throws config_error on anything else.
 std::string normalize_url(std::string_view url);
 
@@ -81,6 +82,10 @@ std::string normalize_url(std::string_view url);
 /// counts in range, URLs that normalize_url takes, host/name/cluster id not
 /// empty. Throws config_error naming the field ("settings.port: ...").
 void check_settings(const mpreg::settings& s);
+
+/// The URL of a listener bound to host:port (port 1..65535): an IPv6
+/// address gets its brackets ("::1" -> "ws://[::1]:P"), then normalize_url.
+std::string listen_url(std::string_view host, unsigned port);
 
 /// Splits a comma-separated list: items trimmed of spaces/tabs, empty items
 /// dropped. "a, b,,c " -> {"a", "b", "c"}.

@@ -132,7 +132,7 @@ std::string node::start() {
   }
   auto& cfg = st.ctx->config;
   cfg.port = port;
-  st.url = "ws://" + cfg.host + ":" + std::to_string(port);
+  st.url = config::listen_url(cfg.host, port);
   if (cfg.advertised_urls.empty())
     cfg.advertised_urls.push_back(st.url);
   st.running = true;

@@ -168,7 +168,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       else
         MPREG_LOG(debug, "link to " << self->state.url << " failed: " << reason);
       fail_pending(self, reason);
-      self->quit(caf::make_error(caf::sec::runtime_error, "link closed: " + reason));
+      self->quit(caf::make_error(caf::sec::runtime_error, reason));
     },
     [self](forward_atom, protocol::internal_rpc& call) -> caf::result<call_outcome> {
       auto& st = self->state;

@@ -27,6 +27,7 @@ struct link_slot {
   bool restart_pending = false;
   bool open = false; // connected, our HELLO sent
   bool up = false;   // our HELLO answered ADDED: routable
+  bool failure_logged = false; // a seed's failed attempts, once until it is up
   // HELLOs from the peer whose ADDED waits until we can route to it.
   std::vector<caf::response_promise> hello_waiters;
 };
@@ -100,6 +101,14 @@ std::chrono::milliseconds next_backoff(sup_pointer self, link_slot& slot) {
   return milliseconds{static_cast<long>(static_cast<double>(slot.backoff.count()) * jitter(self->state.rng))};
 }
 
+// The text a link quit with ("link closed: <why>"), else CAF's rendering.
+std::string reason_text(const caf::error& reason) {
+  const auto& ctx = reason.context();
+  if (ctx.match_elements<std::string>())
+    return ctx.get_as<std::string>(0);
+  return caf::to_string(reason);
+}
+
 void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
   auto a = st.by_addr.find(dm.source);
@@ -110,6 +119,7 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   auto i = st.links.find(url);
   if (i == st.links.end())
     return;
+  bool was_up = i->second.up;
   i->second.link = nullptr;
   i->second.open = i->second.up = false;
   answer_hellos(i->second); // it failed: nothing better is coming soon
@@ -121,6 +131,14 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   }
   auto delay = next_backoff(self, i->second);
   i->second.restart_pending = true;
+  // A seed that cannot be reached is named once at warn level (a mistyped
+  // --peers must show without debug logs); a lost link the link named.
+  if (!was_up && st.seeds.count(url) && !i->second.failure_logged) {
+    i->second.failure_logged = true;
+    MPREG_LOG(warn, "cannot link to seed " << url << ": " << reason_text(dm.reason)
+                                           << "; retrying with backoff up to "
+                                           << st.ctx->config.reconnect_max_backoff << " s");
+  }
   MPREG_LOG(debug, "restarting the link to " << url << " in " << delay.count() << " ms");
   self->delayed_send(self, delay, restart_atom::value, url);
 }
@@ -152,6 +170,7 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
         return; // a link we already stopped
       i->second.backoff = std::chrono::milliseconds{0};
       i->second.up = true;
+      i->second.failure_logged = false;
       st.ctx->routes.set_link(url, link);
       st.ctx->routes.touch(url, wall_seconds());
       answer_hellos(i->second);

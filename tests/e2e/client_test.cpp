@@ -566,16 +566,18 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs the mpreg CLI with stdin from `input`; stdout and stderr captured.
+// Runs the mpreg CLI with stdin from `input`; stdout and stderr captured
+// (stdout written to `stdout_path` instead when given, e.g. /dev/full).
 cli_result run_cli(std::vector<std::string> args, const std::string& input = "",
-                   std::vector<std::string> env_extra = {}) {
+                   std::vector<std::string> env_extra = {}, const char* stdout_path = nullptr) {
   std::string dir = "/tmp/mpreg-cli-XXXXXX";
   REQUIRE(::mkdtemp(dir.data()) != nullptr);
   std::string in_p = dir + "/in", out_p = dir + "/out", err_p = dir + "/err";
   std::ofstream(in_p, std::ios::binary) << input;
   mpreg::test::exec_args call(MPREG_CLI_PATH, args, env_extra, {"MPREG_URL"});
   int in_fd = ::open(in_p.c_str(), O_RDONLY | O_CLOEXEC);
-  int out_fd = ::open(out_p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int out_fd = stdout_path ? ::open(stdout_path, O_WRONLY | O_CLOEXEC)
+                           : ::open(out_p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err_fd = ::open(err_p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -728,7 +730,16 @@ TEST_CASE("cli: exit codes") {
   CHECK(run_cli({"--url", url, "request", "/nonexistent/file.json"}).code == 2);
   CHECK(run_cli({"--url", url, "request", "-"}, "{not json").code == 2);
   CHECK(run_cli({"--url", url, "request", "-"}, "42").code == 2);
+  CHECK(run_cli({"--url", url, "request", "/tmp"}).code == 2); // a directory
+  r = run_cli({"--url", url, "request", "-"}, R"({"role": "server", "cmds": []})");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("role must be") != std::string::npos);
+  CHECK(run_cli({"--url", url, "--timeout", "inf", "call", "echo", "1"}).code == 2);
   CHECK(run_cli({}).code == 2);
+  // 4: the result could not be written.
+  r = run_cli({"--url", url, "call", "echo", "1"}, "", {}, "/dev/full");
+  CHECK(r.code == 4);
+  CHECK(r.err.find("cannot write the result") != std::string::npos);
   r = run_cli({"--help"});
   CHECK(r.code == 0);
   CHECK(r.out.find("mpreg request -") != std::string::npos);
@@ -750,6 +761,13 @@ TEST_CASE("cli: exit codes") {
     r = run_cli({"--url", url, "--timeout", "0.5", "call", "sleep_ms", "3000"});
     CHECK(r.code == 3);
     CHECK(r.err.rfind("error 1007: ", 0) == 0);
+    // --timeout replaces a request file's own timeout, for the node too.
+    t0 = steady::now();
+    r = run_cli({"--url", url, "--timeout", "0.5", "request", "-"},
+                R"({"timeout": 30, "cmds": [{"name": "s", "fun": "sleep_ms", "args": [3000]}]})");
+    CHECK(r.code == 3);
+    CHECK(r.err.rfind("error 1007: ", 0) == 0);
+    CHECK(ms_since(t0) < 2500);
   }
   node.signal(SIGCONT);
 }

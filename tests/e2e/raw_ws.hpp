@@ -182,14 +182,16 @@ inline int tcp_connect_local(int port) {
   return fd;
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1:port; returns {status, body} ({0, why} on failure).
+/// A plain HTTP/1.1 request (GET unless told) on 127.0.0.1:port; returns
+/// {status, body} ({0, why} on failure).
 inline std::pair<int, std::string> http_get(int port, const std::string& path,
-                                            std::chrono::milliseconds limit = 5000ms) {
+                                            std::chrono::milliseconds limit = 5000ms,
+                                            const std::string& method = "GET") {
   int fd = tcp_connect_local(port);
   if (fd < 0)
     return {0, "connect failed"};
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                    "\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+                    std::to_string(port) + "\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return {0, "send failed"};

@@ -592,9 +592,17 @@ TEST_CASE("tool: an unreachable peer does not stop a node from serving or exitin
   std::this_thread::sleep_for(300ms); // a reconnect attempt or two
   f = call(node.url(), "peer2", {cmd("|e", "echo", R"(["still"])")});
   CHECK(result_of(f) == json::parse(R"({"|e": "still"})"));
+  // A mistyped seed shows at the default log level, once, not per retry.
+  const std::string warned = "cannot link to seed ws://127.0.0.1:" + std::to_string(dead);
   auto t0 = steady::now();
+  while (!contains(node.stderr_text(), warned) && ms_since(t0) < 5000)
+    std::this_thread::sleep_for(20ms);
+  CHECK(contains(node.stderr_text(), warned));
+  t0 = steady::now();
   CHECK(node.terminate(5000ms) == 0);
   CHECK(ms_since(t0) < 5000);
+  auto err = node.stderr_text();
+  CHECK(err.find("cannot link to seed") == err.rfind("cannot link to seed"));
 }
 
 TEST_CASE("tool: flags set name, cluster and resources; without them locs do not match") {
@@ -700,6 +708,13 @@ TEST_CASE("tool: HTTP status pages on the WebSocket port") {
   CHECK(h.first == 200);
   auto missing = mpreg::test::http_get(node.port(), "/no-such-page");
   CHECK(missing.first == 404);
+  // A query string (a cache buster, a probe's tag) does not change the page.
+  CHECK(mpreg::test::http_get(node.port(), "/health?probe=1").first == 200);
+  CHECK(mpreg::test::http_get(node.port(), "/status?x").second.find("http-node") != std::string::npos);
+  // Pages are read-only.
+  auto post = mpreg::test::http_get(node.port(), "/health", 5000ms, "POST");
+  CHECK(post.first == 405);
+  CHECK(mpreg::test::http_get(node.port(), "/health", 5000ms, "HEAD").first == 200);
   // WebSocket still works next to HTTP.
   auto f = call(node.url(), "h1", {cmd("|a", "echo", "[1]")});
   CHECK(result_of(f) == json::parse(R"({"|a": 1})"));
