@@ -18,7 +18,8 @@ using forward_atom = caf::atom_constant<caf::atom("forward")>;
 // anyone -> link: (send_atom, frame text): write a frame as is
 using send_atom = caf::atom_constant<caf::atom("send")>;
 // transport -> link: the connection opened / closed (with a reason);
-// link -> supervisor: (link_open_atom, url, link) it opened and sent HELLO
+// link -> supervisor: (link_open_atom, url, link, remote "IP:port") it
+// opened and sent HELLO
 using link_open_atom = caf::atom_constant<caf::atom("linkopen")>;
 using link_closed_atom = caf::atom_constant<caf::atom("linkclosed")>;
 // link -> supervisor: (link_up_atom, url, link) HELLO answered ADDED

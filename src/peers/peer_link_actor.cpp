@@ -153,7 +153,8 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       auto& st = self->state;
       st.hello_u = protocol::new_id();
       st.conn->send(hello_frame(*st.ctx, st.hello_u));
-      self->send(st.supervisor, link_open_atom::value, st.url, caf::actor_cast<caf::actor>(self));
+      self->send(st.supervisor, link_open_atom::value, st.url, caf::actor_cast<caf::actor>(self),
+                 st.conn->remote_endpoint());
     },
     [self](frame_atom, std::string& frame) {
       try {

@@ -28,6 +28,7 @@ struct link_slot {
   bool open = false; // connected, our HELLO sent
   bool up = false;   // our HELLO answered ADDED: routable
   bool failure_logged = false; // a seed's failed attempts, once until it is up
+  std::string remote;          // "IP:port" the open link reached
   // HELLOs from the peer whose ADDED waits until we can route to it.
   std::vector<caf::response_promise> hello_waiters;
 };
@@ -45,6 +46,7 @@ struct supervisor_state {
   std::map<std::string, link_slot> links;       // url -> link
   std::map<caf::actor_addr, std::string> by_addr;
   std::set<std::string> seeds;                  // --peers / --connect: retried forever
+  std::set<std::string> advertised;             // URLs peers' HELLOs named themselves by
   std::set<std::string> refused;                // other cluster: never again
   std::mt19937 rng{std::random_device{}()};
   bool leaving = false;
@@ -143,6 +145,37 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   self->delayed_send(self, delay, restart_atom::value, url);
 }
 
+// Two of our links that reached one listener (one "IP:port") go to one
+// node: a seed named by an alias (`ws://localhost:P` for a node advertising
+// `ws://127.0.0.1:P`) and the URL the node's HELLO gave. The node is known
+// by the latter, as its other peers know it; the alias link is dropped and,
+// if it was a seed, the advertised URL becomes the seed.
+void merge_aliases(sup_pointer self, const std::string& remote) {
+  auto& st = self->state;
+  if (remote.empty())
+    return;
+  std::string known;
+  std::vector<std::string> aliases;
+  for (const auto& [url, slot] : st.links) {
+    if (!slot.link || !slot.open || slot.remote != remote)
+      continue;
+    if (st.advertised.count(url))
+      known = url;
+    else
+      aliases.push_back(url);
+  }
+  if (known.empty())
+    return;
+  for (const auto& alias : aliases) {
+    MPREG_LOG(info, "peer " << alias << " is " << known << " (both reach " << remote
+                            << "); keeping the link to " << known);
+    if (st.seeds.erase(alias))
+      st.seeds.insert(known);
+    stop_link(self, alias);
+    st.ctx->routes.remove(alias, wall_seconds());
+  }
+}
+
 caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context> ctx) {
   self->state.ctx = std::move(ctx);
   self->set_down_handler([self](caf::down_msg& dm) { on_link_down(self, dm); });
@@ -175,10 +208,13 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       st.ctx->routes.touch(url, wall_seconds());
       answer_hellos(i->second);
     },
-    [self](link_open_atom, std::string& url, caf::actor& link) {
+    [self](link_open_atom, std::string& url, caf::actor& link, std::string& remote) {
       auto i = self->state.links.find(url);
-      if (i != self->state.links.end() && i->second.link == link)
-        i->second.open = true;
+      if (i == self->state.links.end() || i->second.link != link)
+        return;
+      i->second.open = true;
+      i->second.remote = remote;
+      merge_aliases(self, remote);
     },
     [self](link_refused_atom, std::string& url, std::string& why) {
       auto& st = self->state;
@@ -192,6 +228,7 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       auto& st = self->state;
       st.ctx->routes.hello(url, advert, wall_seconds(), full);
       st.refused.erase(url);
+      st.advertised.insert(url);
       ensure_link(self, url);
       // ADDED should mean "routable from here": a request for the peer's
       // functions sent right after it must not get 1001. So the answer waits

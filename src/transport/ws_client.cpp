@@ -98,9 +98,10 @@ struct ws_connection::state {
   std::uint64_t id = 0;
 
   enum class phase { connecting, open, closing, closed };
-  mutable std::mutex m; // guards ph and hdl
+  mutable std::mutex m; // guards ph, hdl and remote
   phase ph = phase::connecting;
   websocketpp::connection_hdl hdl;
+  std::string remote; // "IP:port" of the open socket's peer
 
   // Endpoint thread only.
   ws_handlers handlers;
@@ -189,6 +190,15 @@ void ws_client_endpoint::core::start(const std::shared_ptr<ws_connection::state>
     if (auto c = ep.get_con_from_hdl(hdl, con_ec)) {
       asio::error_code nodelay_ec;
       c->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
+      asio::error_code remote_ec;
+      auto peer = c->get_raw_socket().remote_endpoint(remote_ec);
+      if (!remote_ec) {
+        auto address = peer.address().to_string();
+        if (peer.address().is_v6())
+          address = "[" + address + "]";
+        std::lock_guard<std::mutex> lock(st->m);
+        st->remote = address + ":" + std::to_string(peer.port());
+      }
     }
     st->set_phase(ws_connection::state::phase::open);
     guarded(st->handlers.on_open);
@@ -351,6 +361,11 @@ bool ws_connection::is_open() const {
 
 const std::string& ws_connection::url() const {
   return s_->url;
+}
+
+std::string ws_connection::remote_endpoint() const {
+  std::lock_guard<std::mutex> lock(s_->m);
+  return s_->remote;
 }
 
 // ---- timers ----

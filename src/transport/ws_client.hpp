@@ -63,6 +63,9 @@ public:
   bool is_open() const;
   /// The URL this connection was opened to.
   const std::string& url() const;
+  /// The address the connection reached, "IP:port" ("[IPv6]:port"), once it
+  /// is open (empty before): two URLs that reach one listener give the same.
+  std::string remote_endpoint() const;
 
 private:
   std::shared_ptr<state> s_;

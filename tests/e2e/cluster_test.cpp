@@ -13,6 +13,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -222,6 +224,56 @@ TEST_CASE("two nodes: a command runs on the node that has its resources") {
                         cmd("|z", "echos", {"|y", "|x"}, {"ra"})})
              .get();
   CHECK(r.dump() == R"({"|z":["in:A:B","in:A"]})");
+}
+
+// True when "localhost" resolves to 127.0.0.0/8 addresses only, so that a
+// test dialling it stays inside 127.0.0.0/8.
+bool localhost_is_ipv4_loopback() {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo("localhost", nullptr, &hints, &found) != 0)
+    return false;
+  bool only = found != nullptr;
+  for (auto* a = found; a; a = a->ai_next)
+    only = only && a->ai_family == AF_INET &&
+           (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+  ::freeaddrinfo(found);
+  return only;
+}
+
+TEST_CASE("a seed named by an alias (localhost) is one peer, known by the URL it advertises" *
+          doctest::skip(!localhost_is_ipv4_loopback())) {
+  cluster c(options(), {spec("A", {"ra"})});
+  auto o = options();
+  strings args = {"--port", "0", "--name", "B", "--cluster-id", o.cluster_id, "--resources", "rb",
+                  "--gossip-interval", "0.2", "--dead-peer-timeout", "2", "--module",
+                  MPREG_CLUSTER_MODULE_PATH, "--peers", "ws://localhost:" + std::to_string(c.port(0))};
+  auto b_options = mpreg::test::node_process::default_options();
+  b_options.env = {"MPREG_TEST_NODE_NAME=B"};
+  mpreg::test::node_process b(node_exe(), args, b_options);
+  std::string why;
+  bool ok = mpreg::test::wait_for([&] { return mpreg::test::converged({c.url(0), b.url()}, &why); },
+                                  converge_timeout);
+  INFO("not converged: " << why);
+  REQUIRE(ok);
+  auto b_cl = connect(b.url());
+  CHECK(where(*b_cl, {"ra"}) == "A");
+  // One entry for A, under the URL A advertises (not also "ws://localhost:P").
+  auto listed_once = [&] {
+    auto st = mpreg::test::node_status(b.url());
+    if (!st)
+      return false;
+    auto peers = mpreg::test::status_peers(*st);
+    return peers.size() == 1 && peers[0].url == c.url(0);
+  };
+  CHECK(mpreg::test::wait_for(listed_once, 3s));
+  // The alias was a seed: its advertised URL is the seed now, so a graceful
+  // restart of A is followed as before.
+  CHECK(c.terminate(0) == 0);
+  c.restart(0);
+  CHECK(where_eventually(*b_cl, {"ra"}) == "A");
+  CHECK(mpreg::test::wait_for(listed_once, 3s));
 }
 
 TEST_CASE("three nodes: routing, and a 3-step pipeline entered at each node") {
