@@ -291,9 +291,9 @@ int run(const cli& c) {
   }
 
   mpreg::client_options opts;
-  if (c.timeout) // --timeout bounds the connect too
+  if (c.timeout) // --timeout bounds the connect too (a day at most: 1e300 s fits no clock)
     opts.connect_timeout = std::chrono::milliseconds(
-      std::max<long long>(1, static_cast<long long>(*c.timeout * 1000.0)));
+      std::max<long long>(1, static_cast<long long>(std::min(*c.timeout, 86400.0) * 1000.0)));
   mpreg::client client(c.url, opts);
   client.connect();
 

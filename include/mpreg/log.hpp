@@ -22,7 +22,8 @@ void set_log_level(log_level level);
 
 /// Receives each log line that passes the threshold: its level and its text
 /// (no time stamp, no newline). Called on the node's threads, one line at a
-/// time (calls are serialised); it must not block for long nor throw.
+/// time (calls are serialised); it must not block for long. It may log or
+/// call set_log_sink itself; what it throws is dropped with its line.
 using log_sink = std::function<void(log_level level, std::string_view line)>;
 
 /// Replaces where lines go; an empty sink restores stderr (a UTC time stamp,

@@ -78,7 +78,8 @@ std::string node_usage();
 std::string normalize_url(std::string_view url);
 
 /// Checks settings built in code (an embedded node's) against the ranges the
-/// command line and config files accept: port 0..65535, times > 0, sizes and
+/// command line and config files accept: port 0..65535, times 0.01 s to a
+/// year, sizes and
 /// counts in range, URLs that normalize_url takes, host/name/cluster id not
 /// empty. Throws config_error naming the field ("settings.port: ...").
 void check_settings(const mpreg::settings& s);

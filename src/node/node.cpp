@@ -140,6 +140,7 @@ std::string node::start() {
   auto seeds = cfg.peers;
   if (!cfg.connect.empty())
     seeds.push_back(cfg.connect);
+  caf::anon_send(st.ctx->supervisor, rejoin_atom::value); // after a stop(): link again
   for (const auto& url : seeds)
     caf::anon_send(st.ctx->supervisor, connect_atom::value, url, true);
   MPREG_LOG(info, "node '" << cfg.name << "' listening on " << st.url << " with "

@@ -43,6 +43,8 @@ using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 // node -> supervisor: (leave_atom) -> bool: GOODBYE to every peer, close links
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+// node -> supervisor: (rejoin_atom) the node starts again after a leave
+using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;
 // gossip -> itself: time for a round
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 // session -> gossip: (gossip_atom, gossip) a peer's table

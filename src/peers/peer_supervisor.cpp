@@ -46,7 +46,7 @@ struct supervisor_state {
   std::map<std::string, link_slot> links;       // url -> link
   std::map<caf::actor_addr, std::string> by_addr;
   std::set<std::string> seeds;                  // --peers / --connect: retried forever
-  std::set<std::string> advertised;             // URLs peers' HELLOs named themselves by
+  std::map<std::string, std::string> aliases;   // seed URL -> the URL its node advertises
   std::set<std::string> refused;                // other cluster: never again
   std::mt19937 rng{std::random_device{}()};
   bool leaving = false;
@@ -103,12 +103,33 @@ std::chrono::milliseconds next_backoff(sup_pointer self, link_slot& slot) {
   return milliseconds{static_cast<long>(static_cast<double>(slot.backoff.count()) * jitter(self->state.rng))};
 }
 
-// The text a link quit with ("link closed: <why>"), else CAF's rendering.
+// The reason a link quit with, else CAF's rendering of the error.
 std::string reason_text(const caf::error& reason) {
   const auto& ctx = reason.context();
   if (ctx.match_elements<std::string>())
     return ctx.get_as<std::string>(0);
   return caf::to_string(reason);
+}
+
+// Links to `url` again after the backoff (the slot is created if needed).
+void schedule_restart(sup_pointer self, const std::string& url) {
+  auto& slot = self->state.links[url];
+  if (slot.link || slot.restart_pending)
+    return;
+  slot.restart_pending = true;
+  auto delay = next_backoff(self, slot);
+  MPREG_LOG(debug, "restarting the link to " << url << " in " << delay.count() << " ms");
+  self->delayed_send(self, delay, restart_atom::value, url);
+}
+
+// The link to `url` is gone and may come back: seeds named by another name
+// for that node are tried again too (the name may now lead elsewhere: a
+// restarted container's new address).
+void retry_aliases_of(sup_pointer self, const std::string& url) {
+  auto& st = self->state;
+  for (const auto& [alias, known] : st.aliases)
+    if (known == url && st.seeds.count(alias))
+      schedule_restart(self, alias);
 }
 
 void on_link_down(sup_pointer self, const caf::down_msg& dm) {
@@ -126,13 +147,16 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   i->second.open = i->second.up = false;
   answer_hellos(i->second); // it failed: nothing better is coming soon
   st.ctx->routes.set_link(url, nullptr); // stop routing to it at once
-  bool member = st.ctx->routes.contains(url) || st.seeds.count(url);
-  if (st.leaving || st.refused.count(url) || !member) {
+  if (st.leaving) {
     st.links.erase(i);
     return;
   }
-  auto delay = next_backoff(self, i->second);
-  i->second.restart_pending = true;
+  retry_aliases_of(self, url);
+  bool member = st.ctx->routes.contains(url) || st.seeds.count(url);
+  if (st.refused.count(url) || !member) {
+    st.links.erase(i);
+    return;
+  }
   // A seed that cannot be reached is named once at warn level (a mistyped
   // --peers must show without debug logs); a lost link the link named.
   if (!was_up && st.seeds.count(url) && !i->second.failure_logged) {
@@ -141,36 +165,49 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
                                            << "; retrying with backoff up to "
                                            << st.ctx->config.reconnect_max_backoff << " s");
   }
-  MPREG_LOG(debug, "restarting the link to " << url << " in " << delay.count() << " ms");
-  self->delayed_send(self, delay, restart_atom::value, url);
+  schedule_restart(self, url);
 }
 
-// Two of our links that reached one listener (one "IP:port") go to one
-// node: a seed named by an alias (`ws://localhost:P` for a node advertising
-// `ws://127.0.0.1:P`) and the URL the node's HELLO gave. The node is known
-// by the latter, as its other peers know it; the alias link is dropped and,
-// if it was a seed, the advertised URL becomes the seed.
+// The part of a normalised URL after host and port ("" or "/path").
+std::string url_path(const std::string& url) {
+  auto authority = url.find("://");
+  auto slash = authority == std::string::npos ? std::string::npos : url.find('/', authority + 3);
+  return slash == std::string::npos ? std::string() : url.substr(slash);
+}
+
+// Two of our links that reached one listener (one "IP:port", same path: a
+// gateway may route paths to different nodes) go to one node: a seed named
+// by an alias (`ws://localhost:P` for a node advertising `ws://127.0.0.1:P`)
+// and the URL the node calls itself (HELLO and gossip name it so: its route
+// has an advert). The node is known by the latter, as its other peers know
+// it; the alias's link is dropped. A seed stays a seed under both names:
+// the alias is tried again whenever the advertised URL's link goes down,
+// since the name may lead to a new address by then.
 void merge_aliases(sup_pointer self, const std::string& remote) {
   auto& st = self->state;
   if (remote.empty())
     return;
-  std::string known;
-  std::vector<std::string> aliases;
+  std::map<std::string, std::string> known; // path -> advertised URL
+  std::vector<std::string> others;
   for (const auto& [url, slot] : st.links) {
     if (!slot.link || !slot.open || slot.remote != remote)
       continue;
-    if (st.advertised.count(url))
-      known = url;
+    auto route = st.ctx->routes.find(url);
+    if (route && route->has_advert)
+      known.emplace(url_path(url), url);
     else
-      aliases.push_back(url);
+      others.push_back(url);
   }
-  if (known.empty())
-    return;
-  for (const auto& alias : aliases) {
-    MPREG_LOG(info, "peer " << alias << " is " << known << " (both reach " << remote
-                            << "); keeping the link to " << known);
-    if (st.seeds.erase(alias))
-      st.seeds.insert(known);
+  for (const auto& alias : others) {
+    auto k = known.find(url_path(alias));
+    if (k == known.end())
+      continue;
+    MPREG_LOG(info, "peer " << alias << " is " << k->second << " (both reach " << remote
+                            << "); keeping the link to " << k->second);
+    if (st.seeds.count(alias)) {
+      st.seeds.insert(k->second);
+      st.aliases[alias] = k->second;
+    }
     stop_link(self, alias);
     st.ctx->routes.remove(alias, wall_seconds());
   }
@@ -228,7 +265,6 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       auto& st = self->state;
       st.ctx->routes.hello(url, advert, wall_seconds(), full);
       st.refused.erase(url);
-      st.advertised.insert(url);
       ensure_link(self, url);
       // ADDED should mean "routable from here": a request for the peer's
       // functions sent right after it must not get 1001. So the answer waits
@@ -247,17 +283,19 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       auto& st = self->state;
       stop_link(self, url);
       st.ctx->routes.remove(url, wall_seconds());
-      if (!st.seeds.count(url) || st.leaving) {
+      if (st.leaving)
+        return;
+      if (!st.seeds.count(url)) {
         MPREG_LOG(info, "peer " << url << " said GOODBYE");
+        retry_aliases_of(self, url);
         return;
       }
       // A seed left on purpose, most often to restart (an upgrade, a new
       // config). The operator named it, and it may have no seeds of its
       // own to come back through: keep trying it, as after a crash.
       MPREG_LOG(info, "seed " << url << " said GOODBYE; linking again when it is back");
-      auto& slot = st.links[url];
-      slot.restart_pending = true;
-      self->delayed_send(self, next_backoff(self, slot), restart_atom::value, url);
+      schedule_restart(self, url);
+      retry_aliases_of(self, url);
     },
     [self](forget_atom, std::string& url) {
       MPREG_LOG(info, "peer " << url << " expired (not seen within the dead-peer timeout)");
@@ -270,6 +308,7 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
         if (slot.link)
           self->send(slot.link, send_atom::value, hello_frame(*st.ctx, protocol::new_id(), &fun));
     },
+    [self](rejoin_atom) { self->state.leaving = false; },
     [self](leave_atom) -> caf::response_promise {
       auto& st = self->state;
       st.leaving = true;

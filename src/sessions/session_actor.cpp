@@ -234,6 +234,14 @@ void handle_server_message(session_pointer self, const protocol::server_message&
   response r;
   r.u = m.u;
   if (m.what == "HELLO") {
+    if (ctx.stopping.load()) {
+      // A stopping node takes no new peers: its GOODBYE has gone out, and
+      // an ADDED now would bring back the route the GOODBYE removed. The
+      // peer's link fails and retries with backoff, finding the restarted
+      // node (or none).
+      self->state.out->close(1001, "node stopping");
+      return;
+    }
     if (m.advert.cluster_id != ctx.config.cluster_id) { // required by the decoder
       reply_error(self, m.u,
                   rpc_error(error_code::cluster_id_mismatch,

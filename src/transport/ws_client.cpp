@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <utility>
 
 #include <websocketpp/client.hpp>
@@ -190,14 +191,16 @@ void ws_client_endpoint::core::start(const std::shared_ptr<ws_connection::state>
     if (auto c = ep.get_con_from_hdl(hdl, con_ec)) {
       asio::error_code nodelay_ec;
       c->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
+      // From the socket itself, only when it knows: websocketpp's own
+      // get_remote_endpoint() says "Unknown" on failure, and two unknown
+      // ends must never look like one.
       asio::error_code remote_ec;
       auto peer = c->get_raw_socket().remote_endpoint(remote_ec);
       if (!remote_ec) {
-        auto address = peer.address().to_string();
-        if (peer.address().is_v6())
-          address = "[" + address + "]";
+        std::ostringstream remote; // asio's form: "IP:port", "[IPv6]:port"
+        remote << peer;
         std::lock_guard<std::mutex> lock(st->m);
-        st->remote = address + ":" + std::to_string(peer.port());
+        st->remote = remote.str();
       }
     }
     st->set_phase(ws_connection::state::phase::open);

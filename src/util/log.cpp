@@ -6,14 +6,17 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <mutex>
 
 namespace mpreg::log {
 
 namespace {
 std::atomic<int> threshold{static_cast<int>(level::info)};
-std::mutex write_mutex; // also guards sink
-mpreg::log_sink sink;
+std::mutex write_mutex;            // one stderr line at a time
+std::mutex sink_mutex;             // guards sink (never held while it runs)
+std::shared_ptr<mpreg::log_sink> sink;
+std::recursive_mutex sink_calls;   // one sink call at a time; a sink may log or reset itself
 const char* names[] = {"error", "warn", "info", "debug", "trace"};
 } // namespace
 
@@ -39,10 +42,15 @@ bool parse_level(const std::string& text, level& out) {
 }
 
 void write(level l, const std::string& message) {
-  std::lock_guard guard{write_mutex};
-  if (sink) {
+  std::shared_ptr<mpreg::log_sink> to;
+  {
+    std::lock_guard guard{sink_mutex};
+    to = sink;
+  }
+  if (to) {
+    std::lock_guard calls{sink_calls};
     try {
-      sink(l, message);
+      (*to)(l, message);
     } catch (...) {
       // A throwing sink loses its line, never the node's thread.
     }
@@ -55,6 +63,7 @@ void write(level l, const std::string& message) {
   gmtime_r(&secs, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::lock_guard guard{write_mutex};
   std::fprintf(stderr, "%s.%03dZ %-5s %s\n", stamp, static_cast<int>(ms), names[static_cast<int>(l)],
                message.c_str());
 }
@@ -68,8 +77,9 @@ void set_log_level(log_level l) {
 }
 
 void set_log_sink(log_sink s) {
-  std::lock_guard guard{log::write_mutex};
-  log::sink = std::move(s);
+  auto next = s ? std::make_shared<log_sink>(std::move(s)) : nullptr;
+  std::lock_guard guard{log::sink_mutex};
+  log::sink = std::move(next);
 }
 
 } // namespace mpreg

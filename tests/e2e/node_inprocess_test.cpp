@@ -447,6 +447,30 @@ TEST_CASE_FIXTURE(system_fixture, "in-process: two nodes in one actor system") {
   } // destroyed (b first, then a) before the actor system
 }
 
+TEST_CASE_FIXTURE(system_fixture, "in-process: a node started again after stop() links to its peers again") {
+  mpreg::node a{sys, test_settings("node-a")};
+  a.add_function("only_a", [] { return std::string("a"); });
+  auto ua = a.start();
+  auto s = test_settings("node-b");
+  s.peers = {ua};
+  mpreg::node b{sys, s};
+  b.start();
+  auto routed = [&](const char* u) {
+    auto deadline = steady::now() + 10s;
+    while (steady::now() < deadline) {
+      auto r = call(sys, b, R(u, {C("|x", "only_a")}));
+      if (!r.error)
+        return *r.r == json::parse(R"({"|x": "a"})");
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  CHECK(routed("1"));
+  b.stop();
+  b.start(); // its GOODBYE left the cluster; starting again rejoins it
+  CHECK(routed("2"));
+}
+
 TEST_CASE_FIXTURE(system_fixture, "in-process: bad settings throw invalid_argument naming the field") {
   auto s = test_settings("bad");
   s.port = 87841; // would bind 22305 if truncated to 16 bits
