@@ -73,7 +73,8 @@ Output and errors: the result goes to stdout as JSON. Errors go to stderr as
 `error CODE: message` (and `details: JSON` when the node sent details).
 Exit status: 0 ok, 1 the node answered with an error, 2 usage error,
 3 connection error (code 0) or deadline exceeded (code 1007, from the node
-or the client), 4 the result could not be written to stdout.
+or the client), 4 the result could not be written to stdout (a pipe that
+closes early ends mpreg with SIGPIPE, as it does cat).
 
 Examples:
   mpreg call echo "hi there!"
@@ -319,12 +320,13 @@ int run(const cli& c) {
 int main(int argc, char** argv) {
   try {
     cli c = parse_args(argc, argv);
-    if (c.help) {
-      std::cout << help_text;
-      return exit_ok;
-    }
-    if (c.version) {
-      std::cout << "mpreg " << MPREG_VERSION << "\n";
+    if (c.help || c.version) {
+      if (c.help)
+        std::cout << help_text;
+      else
+        std::cout << "mpreg " << MPREG_VERSION << "\n";
+      if (!std::cout.flush())
+        throw output_error{"cannot write to stdout"};
       return exit_ok;
     }
     if (c.command.empty()) {

@@ -73,12 +73,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     die(std::string(e.what()) + " (see --help)");
   }
-  if (opts.show_help) {
-    std::fputs(mpreg::config::node_usage().c_str(), stdout);
-    return 0;
-  }
-  if (opts.show_version) {
-    std::printf("mpreg-node %s (MPREG 2.0 wire protocol, CAF 0.17)\n", MPREG_VERSION);
+  if (opts.show_help || opts.show_version) {
+    if (opts.show_help)
+      std::fputs(mpreg::config::node_usage().c_str(), stdout);
+    else
+      std::printf("mpreg-node %s (MPREG 2.0 wire protocol, CAF 0.17)\n", MPREG_VERSION);
+    if (std::fflush(stdout) != 0)
+      die("cannot write to stdout");
     return 0;
   }
   mpreg::log::level level;

@@ -159,7 +159,8 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   }
   // A seed that cannot be reached is named once at warn level (a mistyped
   // --peers must show without debug logs); a lost link the link named.
-  if (!was_up && st.seeds.count(url) && !i->second.failure_logged) {
+  // (An alias of a seed known by its advertised URL: that one is named.)
+  if (!was_up && st.seeds.count(url) && !st.aliases.count(url) && !i->second.failure_logged) {
     i->second.failure_logged = true;
     MPREG_LOG(warn, "cannot link to seed " << url << ": " << reason_text(dm.reason)
                                            << "; retrying with backoff up to "
@@ -202,8 +203,12 @@ void merge_aliases(sup_pointer self, const std::string& remote) {
     auto k = known.find(url_path(alias));
     if (k == known.end())
       continue;
-    MPREG_LOG(info, "peer " << alias << " is " << k->second << " (both reach " << remote
-                            << "); keeping the link to " << k->second);
+    auto seen = st.aliases.find(alias);
+    if (seen != st.aliases.end() && seen->second == k->second)
+      MPREG_LOG(debug, "peer " << alias << " is " << k->second << " again");
+    else
+      MPREG_LOG(info, "peer " << alias << " is " << k->second << " (both reach " << remote
+                              << "); keeping the link to " << k->second);
     if (st.seeds.count(alias)) {
       st.seeds.insert(k->second);
       st.aliases[alias] = k->second;
@@ -266,6 +271,10 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       st.ctx->routes.hello(url, advert, wall_seconds(), full);
       st.refused.erase(url);
       ensure_link(self, url);
+      // Its link may be open already, beside a link to another of its names
+      // (both given as seeds) that could not be told apart before this.
+      if (auto open = st.links.find(url); open != st.links.end() && open->second.open)
+        merge_aliases(self, open->second.remote);
       // ADDED should mean "routable from here": a request for the peer's
       // functions sent right after it must not get 1001. So the answer waits
       // for our link, unless no link is coming (ourselves, leaving), it is

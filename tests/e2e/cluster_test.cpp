@@ -282,6 +282,23 @@ TEST_CASE("a seed named by an alias (localhost) is one peer, known by the URL it
   c.restart(0);
   CHECK(where_eventually(*b_cl, {"ra"}) == "A");
   CHECK(mpreg::test::wait_for(listed_once, 3s));
+
+  // Both names given as seeds: the two links open before A's HELLO tells
+  // them apart; then they are one peer too.
+  args.back() = "ws://localhost:" + std::to_string(c.port(0)) + "," + c.url(0);
+  mpreg::test::node_process d(node_exe(), args, b_options);
+  auto d_lists_a_once = [&] {
+    auto st = mpreg::test::node_status(d.url());
+    if (!st)
+      return false;
+    auto peers = mpreg::test::status_peers(*st);
+    return std::count_if(peers.begin(), peers.end(), [&](const auto& p) {
+             return p.url.find(":" + std::to_string(c.port(0))) != std::string::npos;
+           }) == 1;
+  };
+  CHECK(mpreg::test::wait_for(d_lists_a_once, 5s));
+  auto d_cl = connect(d.url());
+  CHECK(where_eventually(*d_cl, {"ra"}) == "A");
 }
 
 TEST_CASE("three nodes: routing, and a 3-step pipeline entered at each node") {
