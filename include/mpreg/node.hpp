@@ -68,6 +68,7 @@ public:
   /// A node in `system` with settings `s`. Nothing is bound until start().
   /// Throws std::invalid_argument naming the field ("settings.port: ...")
   /// when a setting is outside what mpreg-node accepts (settings.hpp).
+  /// URLs are kept in mpreg-node's normal form (config() shows them).
   node(caf::actor_system& system, settings s);
   /// Stops the node if it is running.
   ~node();
@@ -115,6 +116,11 @@ public:
 
   /// Names of the functions registered on this node.
   std::vector<std::string> functions() const;
+
+  /// URLs of the peers this node can route to now (its link to them is up
+  /// and it knows their functions), sorted. Poll it to wait for a cluster
+  /// to form; the whole view is the STATUS extension (docs/PROTOCOL.md).
+  std::vector<std::string> peers() const;
 
   struct impl;
 

@@ -2,6 +2,7 @@
 // bridge) and runs the start/stop sequence.
 #include "mpreg/node.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <caf/all.hpp>
@@ -32,11 +33,19 @@ node_actor::behavior_type front_behavior(node_actor::pointer self,
   };
 }
 
-// Settings built in code get the command line's checks: a port of 87841
-// would otherwise bind 22305, a gossip interval of 0 spin.
+// Settings built in code get the command line's checks (a port of 87841
+// would otherwise bind 22305, a gossip interval of 0 spin) and its URL
+// normal form, so that a seed is one key however it was written.
 settings checked(settings s) {
   try {
     config::check_settings(s);
+    for (auto* urls : {&s.peers, &s.advertised_urls})
+      for (auto& u : *urls)
+        u = config::normalize_url(u);
+    if (s.connect.find_first_not_of(" \t\r\n") == std::string::npos)
+      s.connect.clear(); // blank: none, as check_settings reads it
+    else
+      s.connect = config::normalize_url(s.connect);
   } catch (const config::config_error& e) {
     throw std::invalid_argument(e.what());
   }
@@ -185,6 +194,15 @@ node_actor node::handle() const {
 
 std::vector<std::string> node::functions() const {
   return impl_->ctx->functions.names();
+}
+
+std::vector<std::string> node::peers() const {
+  std::vector<std::string> up;
+  for (const auto& p : impl_->ctx->routes.peers())
+    if (p.link && p.has_advert)
+      up.push_back(p.url);
+  std::sort(up.begin(), up.end());
+  return up;
 }
 
 } // namespace mpreg

@@ -455,6 +455,14 @@ TEST_CASE_FIXTURE(system_fixture, "in-process: a node started again after stop()
   s.peers = {ua};
   mpreg::node b{sys, s};
   b.start();
+  auto peered = [&] {
+    auto deadline = steady::now() + 10s;
+    while (steady::now() < deadline && b.peers() != std::vector<std::string>{ua})
+      std::this_thread::sleep_for(10ms);
+    return b.peers() == std::vector<std::string>{ua};
+  };
+  CHECK(peered());
+  CHECK(a.peers() == std::vector<std::string>{b.url()});
   auto routed = [&](const char* u) {
     auto deadline = steady::now() + 10s;
     while (steady::now() < deadline) {
@@ -467,6 +475,7 @@ TEST_CASE_FIXTURE(system_fixture, "in-process: a node started again after stop()
   };
   CHECK(routed("1"));
   b.stop();
+  CHECK(b.peers().empty());
   b.start(); // its GOODBYE left the cluster; starting again rejoins it
   CHECK(routed("2"));
 }
@@ -483,6 +492,13 @@ TEST_CASE_FIXTURE(system_fixture, "in-process: bad settings throw invalid_argume
   s = test_settings("bad");
   s.gossip_interval = 0;
   CHECK_THROWS_AS(mpreg::node(sys, s), std::invalid_argument);
+  // URLs take the command line's normal form: one seed, one key.
+  s = test_settings("urls");
+  s.peers = {"WS://127.0.01:1/"};
+  s.connect = " ";
+  mpreg::node n{sys, s};
+  CHECK(n.config().peers == std::vector<std::string>{"ws://127.0.0.1:1"});
+  CHECK(n.config().connect.empty());
 }
 
 TEST_CASE_FIXTURE(system_fixture, "in-process: log lines go to a sink, filtered by the level") {
