@@ -199,6 +199,42 @@ TEST_CASE("tool: --port 0 prints exactly one ready line, serves, and exits 0 on 
   CHECK(node.stdout_text().empty()); // the ready line is the only stdout line
 }
 
+TEST_CASE("tool: a closed stdout (`mpreg-node | head -1` after head exits) does not stop the node") {
+  int port = mpreg::test::free_port();
+  std::string err_path = "/tmp/mpreg-closed-stdout-" + std::to_string(::getpid()) + ".err";
+  std::string port_s = std::to_string(port);
+  std::string exe = node_exe();
+  const char* argv[] = {exe.c_str(), "--port", port_s.c_str(), nullptr};
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(p[1], 1); // nobody reads the other end
+    ::dup2(err, 2);
+    ::execve(argv[0], const_cast<char* const*>(argv), environ);
+    ::_exit(127);
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+  auto t0 = steady::now();
+  while (mpreg::test::http_get(port, "/health", 500ms).first != 200 && ms_since(t0) < 10000)
+    std::this_thread::sleep_for(20ms);
+  CHECK(mpreg::test::http_get(port, "/health").first == 200);
+  auto f = call("ws://127.0.0.1:" + port_s, "closed-out", {cmd("|a", "echo", R"(["still here"])")});
+  CHECK(result_of(f) == json::parse(R"({"|a": "still here"})"));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::ifstream in(err_path);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(contains(err, "could not write the ready line"));
+  ::unlink(err_path.c_str());
+}
+
 TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request running") {
   node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH});
   raw_conn idle(endpoint(), node.url());
