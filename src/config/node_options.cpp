@@ -118,7 +118,7 @@ std::optional<unsigned long long> parse_digits(std::string_view s) {
 }
 
 // The range of each numeric setting, in one place: the parsers below read
-// text into these, and check_settings applies them to settings built in code.
+// text into these, and checked_settings applies them to settings built in code.
 // `shown` is the value as the user wrote it.
 
 unsigned checked_port(std::optional<unsigned long long> v, std::string_view shown) {
@@ -596,7 +596,7 @@ std::string listen_url(std::string_view host, unsigned port) {
   return normalize_url("ws://" + h + ":" + std::to_string(port));
 }
 
-std::string normalize_url(std::string_view url) {
+url_parts parse_url(std::string_view url) {
   auto fail = [&](const std::string& why) {
     throw config_error("bad URL " + quote(url) + ": " + why + " (expected ws://HOST:PORT)");
   };
@@ -657,15 +657,22 @@ std::string normalize_url(std::string_view url) {
   }
   if (host.empty())
     fail("it has no host");
-  std::string out = scheme + "://" + canonical_host(host);
+  url_parts parts{scheme, canonical_host(host), "", std::string(tail)};
   if (has_port) {
     auto p = parse_digits(port);
     if (!p || *p == 0 || *p > 65535)
       fail("the port must be a number 1..65535");
-    out += ":" + std::to_string(*p);
+    parts.port = std::to_string(*p);
   }
-  out += tail;
-  return out;
+  return parts;
+}
+
+std::string url_parts::str() const {
+  return scheme + "://" + host + (port.empty() ? "" : ":" + port) + path;
+}
+
+std::string normalize_url(std::string_view url) {
+  return parse_url(url).str();
 }
 
 void apply_yaml_config(const std::string& path, mpreg::settings& s) {
@@ -820,7 +827,7 @@ std::string node_usage() {
   return out.str();
 }
 
-void check_settings(const mpreg::settings& s) {
+mpreg::settings checked_settings(mpreg::settings s) {
   auto field = [](const char* name, auto&& check) {
     with_prefix(std::string("settings.") + name + ": ", check);
   };
@@ -833,12 +840,14 @@ void check_settings(const mpreg::settings& s) {
   field("port", [&] { checked_port(s.port, std::to_string(s.port)); });
   field("name", [&] { check_text(s.name, "the name"); });
   field("cluster_id", [&] { check_text(s.cluster_id, "the cluster id"); });
-  for (const auto& u : s.peers)
-    field("peers", [&] { normalize_url(u); });
-  if (!trim(s.connect).empty())
-    field("connect", [&] { normalize_url(s.connect); });
-  for (const auto& u : s.advertised_urls)
-    field("advertised_urls", [&] { normalize_url(u); });
+  for (auto& u : s.peers)
+    field("peers", [&] { u = normalize_url(u); });
+  if (trim(s.connect).empty())
+    s.connect.clear(); // blank: none
+  else
+    field("connect", [&] { s.connect = normalize_url(s.connect); });
+  for (auto& u : s.advertised_urls)
+    field("advertised_urls", [&] { u = normalize_url(u); });
   field("gossip_interval", [&] { seconds(s.gossip_interval); });
   field("dead_peer_timeout", [&] { seconds(s.dead_peer_timeout); });
   field("reconnect_max_backoff", [&] { seconds(s.reconnect_max_backoff); });
@@ -849,6 +858,7 @@ void check_settings(const mpreg::settings& s) {
   field("io_spin_us", [&] { checked_spin(s.io_spin_us, std::to_string(s.io_spin_us)); });
   field("max_in_flight",
         [&] { checked_in_flight(s.max_in_flight, std::to_string(s.max_in_flight)); });
+  return s;
 }
 
 } // namespace mpreg::config

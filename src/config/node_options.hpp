@@ -77,12 +77,25 @@ std::string node_usage();
 /// a path after the authority is kept. Throws config_error on anything else.
 std::string normalize_url(std::string_view url);
 
+/// A URL in normal form, in pieces: normalize_url(u) == parse_url(u).str().
+struct url_parts {
+  std::string scheme; ///< "ws" or "wss"
+  std::string host;   ///< lower case, an IP in one spelling, IPv6 in brackets
+  std::string port;   ///< digits without leading zeros, or "" when none was given
+  std::string path;   ///< what follows: "" or from its first '/', '?' or '#'; no trailing '/'
+  std::string str() const;
+};
+
+/// Same checks as normalize_url (throws config_error), the result in pieces.
+url_parts parse_url(std::string_view url);
+
 /// Checks settings built in code (an embedded node's) against the ranges the
-/// command line and config files accept: port 0..65535, times 0.01 s to a
-/// year, sizes and
+/// command line and config files accept, and returns them with URLs in
+/// normal form as the command line keeps them (a blank connect is none):
+/// port 0..65535, times 0.01 s to a year, sizes and
 /// counts in range, URLs that normalize_url takes, host/name/cluster id not
 /// empty. Throws config_error naming the field ("settings.port: ...").
-void check_settings(const mpreg::settings& s);
+mpreg::settings checked_settings(mpreg::settings s);
 
 /// The URL of a listener bound to host:port (port 1..65535): an IPv6
 /// address gets its brackets ("::1" -> "ws://[::1]:P"), then normalize_url.

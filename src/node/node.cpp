@@ -38,18 +38,10 @@ node_actor::behavior_type front_behavior(node_actor::pointer self,
 // normal form, so that a seed is one key however it was written.
 settings checked(settings s) {
   try {
-    config::check_settings(s);
-    for (auto* urls : {&s.peers, &s.advertised_urls})
-      for (auto& u : *urls)
-        u = config::normalize_url(u);
-    if (s.connect.find_first_not_of(" \t\r\n") == std::string::npos)
-      s.connect.clear(); // blank: none, as check_settings reads it
-    else
-      s.connect = config::normalize_url(s.connect);
+    return config::checked_settings(std::move(s));
   } catch (const config::config_error& e) {
     throw std::invalid_argument(e.what());
   }
-  return s;
 }
 
 } // namespace

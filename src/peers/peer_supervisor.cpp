@@ -111,6 +111,12 @@ std::string reason_text(const caf::error& reason) {
   return caf::to_string(reason);
 }
 
+// Whether a link to `url` is still worth restarting: a peer we know of, or
+// a seed.
+bool wanted(const supervisor_state& st, const std::string& url) {
+  return st.ctx->routes.contains(url) || st.seeds.count(url) != 0;
+}
+
 // Links to `url` again after the backoff (the slot is created if needed).
 void schedule_restart(sup_pointer self, const std::string& url) {
   auto& slot = self->state.links[url];
@@ -152,8 +158,7 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
     return;
   }
   retry_aliases_of(self, url);
-  bool member = st.ctx->routes.contains(url) || st.seeds.count(url);
-  if (st.refused.count(url) || !member) {
+  if (st.refused.count(url) || !wanted(st, url)) {
     st.links.erase(i);
     return;
   }
@@ -169,11 +174,10 @@ void on_link_down(sup_pointer self, const caf::down_msg& dm) {
   schedule_restart(self, url);
 }
 
-// The part of a normalised URL after host and port ("" or "/path").
+// The part of a peer URL after host and port ("" or "/path").
 std::string url_path(const std::string& url) {
-  auto authority = url.find("://");
-  auto slash = authority == std::string::npos ? std::string::npos : url.find('/', authority + 3);
-  return slash == std::string::npos ? std::string() : url.substr(slash);
+  auto parts = peer_url_parts(url);
+  return parts ? parts->path : std::string();
 }
 
 // Two of our links that reached one listener (one "IP:port", same path: a
@@ -232,7 +236,7 @@ caf::behavior supervisor_behavior(sup_pointer self, std::shared_ptr<node_context
       auto i = st.links.find(url);
       if (i == st.links.end() || !i->second.restart_pending || st.leaving)
         return;
-      if (!st.ctx->routes.contains(url) && !st.seeds.count(url)) {
+      if (!wanted(st, url)) {
         st.links.erase(i); // it left or expired meanwhile
         return;
       }

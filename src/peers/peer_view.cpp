@@ -25,43 +25,37 @@ json advert_json(const protocol::node_advert& a) {
 }
 } // namespace
 
-std::optional<std::string> normal_peer_url(const std::string& url) {
+std::optional<config::url_parts> peer_url_parts(const std::string& url) {
   try {
-    return config::normalize_url(url);
+    return config::parse_url(url);
   } catch (const config::config_error&) {
     return std::nullopt;
   }
 }
 
-namespace {
-// Host and port of a normalised URL ("ws://host:port/path").
-std::pair<std::string, std::string> host_port(const std::string& url) {
-  auto rest = url.substr(url.find("://") + 3);
-  auto authority = rest.substr(0, rest.find_first_of("/?#"));
-  auto colon = authority.rfind(':');
-  if (colon == std::string::npos || authority.back() == ']')
-    return {authority, ""};
-  return {authority.substr(0, colon), authority.substr(colon + 1)};
+std::optional<std::string> normal_peer_url(const std::string& url) {
+  auto parts = peer_url_parts(url);
+  return parts ? std::optional<std::string>(parts->str()) : std::nullopt;
 }
 
+namespace {
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]";
 }
 } // namespace
 
 bool is_self_url(const node_context& ctx, const std::string& url) {
-  auto u = normal_peer_url(url);
+  auto u = peer_url_parts(url);
   if (!u)
     return false;
-  auto [host, port] = host_port(*u);
   for (const auto& advertised : ctx.config.advertised_urls) {
-    auto mine = normal_peer_url(advertised);
+    auto mine = peer_url_parts(advertised);
     if (!mine)
       continue;
-    if (*mine == *u)
+    if (mine->str() == u->str())
       return true;
-    auto [my_host, my_port] = host_port(*mine);
-    if (!port.empty() && port == my_port && is_loopback(host) && is_loopback(my_host))
+    if (!u->port.empty() && u->port == mine->port && is_loopback(u->host) &&
+        is_loopback(mine->host))
       return true;
   }
   return false;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "config/node_options.hpp"
 #include "mpreg/json.hpp"
 #include "protocol/codec.hpp"
 
@@ -16,6 +17,9 @@ struct node_context;
 /// command line normalises --peers ("WS://Host:09001/" -> "ws://host:9001"),
 /// so one node has one key; nullopt when it is no ws:// or wss:// URL.
 std::optional<std::string> normal_peer_url(const std::string& url);
+
+/// The same, in pieces (host, port, path).
+std::optional<config::url_parts> peer_url_parts(const std::string& url);
 
 /// True when `url` names this node: one of its advertised URLs (normalised),
 /// or a loopback name of it ("localhost", 127.x, [::1]) on the same port when

@@ -547,13 +547,13 @@ TEST_CASE("errors from the command line name the config file") {
   CHECK(contains(error_of({"--port", "bad\nline"}), "'bad\\nline'")); // escaped: one line
 }
 
-TEST_CASE("check_settings: settings built in code get the command line's ranges") {
-  CHECK_NOTHROW(check_settings(mpreg::settings{}));
+TEST_CASE("checked_settings: settings built in code get the command line's ranges") {
+  CHECK_NOTHROW(checked_settings(mpreg::settings{}));
   auto bad = [](auto change, const char* field) {
     mpreg::settings s;
     change(s);
     try {
-      check_settings(s);
+      checked_settings(s);
       FAIL("accepted a bad " << field);
     } catch (const config_error& e) {
       CHECK(std::string(e.what()).find(std::string("settings.") + field + ": ") == 0);
@@ -578,5 +578,12 @@ TEST_CASE("check_settings: settings built in code get the command line's ranges"
   ok.peers = {"ws://127.0.0.1:1"};
   ok.connect = " ";
   ok.worker_threads = 0;
-  CHECK_NOTHROW(check_settings(ok));
+  CHECK_NOTHROW(checked_settings(ok));
+  // URLs come back in the command line's normal form; a blank connect is none.
+  ok.peers = {"WS://127.0.01:1/"};
+  ok.advertised_urls = {"ws://[0::1]:2"};
+  auto normal = checked_settings(ok);
+  CHECK(normal.peers == strings{"ws://127.0.0.1:1"});
+  CHECK(normal.advertised_urls == strings{"ws://[::1]:2"});
+  CHECK(normal.connect.empty());
 }
