@@ -87,21 +87,46 @@ void actor_host::run_remote(std::size_t i, const route& target, protocol::intern
           [self, i, url = target.url](caf::error&) { self->state.run->remote_lost(i, url); });
 }
 
+// Tells a job that its pool task was dropped without running (the pool
+// stopped with it queued), when the last copy of the task goes: otherwise
+// the job, which holds itself alive, would wait for ever, and with it the
+// actor system's destructor.
+struct drop_notice {
+  caf::weak_actor_ptr job;
+  std::size_t index;
+  std::atomic<bool> armed{false};
+  drop_notice(caf::weak_actor_ptr j, std::size_t i) : job(std::move(j)), index(i) {}
+  ~drop_notice() {
+    if (!armed.load())
+      return;
+    if (auto strong = job.lock())
+      caf::anon_send(caf::actor_cast<job_actor>(strong),
+                     command_done{index, call_outcome{json{}, node_stopping_error()}});
+  }
+};
+
 bool actor_host::run_on_pool(std::size_t i, std::shared_ptr<const local_function> f,
                              json::array args, json::object kwargs) {
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
   auto& ended = self_->state.ended;
   if (!ended)
     ended = std::make_shared<std::atomic<bool>>(false);
-  return self_->state.ctx->pool.submit(
-    [weak, ended, i, f = std::move(f), args = std::move(args),
+  auto notice = std::make_shared<drop_notice>(weak, i);
+  notice->armed.store(true);
+  bool queued = self_->state.ctx->pool.submit(
+    [weak, ended, notice, i, f = std::move(f), args = std::move(args),
      kwargs = std::move(kwargs)]() mutable {
+      notice->armed.store(false);
       if (ended->load())
         return;
       auto out = invoke_function(*f, args, kwargs);
       if (auto strong = weak.lock())
         caf::anon_send(caf::actor_cast<job_actor>(strong), command_done{i, std::move(out)});
     });
+  // A refused task is failed by the caller (this copy outlives the task's).
+  if (!queued)
+    notice->armed.store(false);
+  return queued;
 }
 
 void actor_host::arm_deadline(caf::timespan after) {

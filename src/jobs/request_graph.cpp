@@ -35,12 +35,13 @@ request_graph::request_graph(const request& req) : req_(req), nodes_(req.cmds.si
         duplicate(i);
   }
   bool any_reference = false;
+  dep_marks marks(req.cmds.size());
   for (std::size_t i = 0; i < req.cmds.size(); ++i) {
     auto& deps = nodes_[i].deps;
     for (const auto& a : req.cmds[i].args)
-      collect(a, i, deps);
+      collect(a, i, deps, marks);
     for (const auto& m : req.cmds[i].kwargs)
-      collect(m.value, i, deps); // keys are never references
+      collect(m.value, i, deps, marks); // keys are never references
     for (auto d : deps)
       nodes_[d].users.push_back(i);
     any_reference = any_reference || !deps.empty();
@@ -62,22 +63,44 @@ std::optional<std::size_t> request_graph::find(const std::string& name) const {
   return i->second;
 }
 
-void request_graph::collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const {
+bool request_graph::dep_marks::add(std::size_t dep, std::size_t user, std::vector<std::size_t>& deps) {
+  // A scan while the list is short; past that, one mark per command (a
+  // command naming 100,000 others must not cost 10^10 comparisons).
+  if (deps.size() < scan_limit) {
+    if (std::find(deps.begin(), deps.end(), dep) != deps.end())
+      return false;
+  } else {
+    if (user_of.size() < commands) {
+      user_of.assign(commands, npos);
+      for (auto d : deps)
+        user_of[d] = user;
+    }
+    if (user_of[dep] == user)
+      return false;
+  }
+  if (user_of.size() == commands)
+    user_of[dep] = user;
+  deps.push_back(dep);
+  return true;
+}
+
+void request_graph::collect(const json& v, std::size_t self, std::vector<std::size_t>& deps,
+                            dep_marks& marks) const {
   switch (v.type()) {
     case json::kind::string: {
       auto i = find(v.as_string());
       // A command's own name in its own arguments is a literal string.
-      if (i && *i != self && std::find(deps.begin(), deps.end(), *i) == deps.end())
-        deps.push_back(*i);
+      if (i && *i != self)
+        marks.add(*i, self, deps);
       break;
     }
     case json::kind::array:
       for (const auto& e : v.as_array())
-        collect(e, self, deps);
+        collect(e, self, deps, marks);
       break;
     case json::kind::object:
       for (const auto& m : v.as_object())
-        collect(m.value, self, deps);
+        collect(m.value, self, deps, marks);
       break;
     default:
       break;

@@ -52,7 +52,18 @@ private:
   static constexpr std::size_t small_request = 8;
   /// The command named `name`, if any.
   std::optional<std::size_t> find(const std::string& name) const;
-  void collect(const json& v, std::size_t self, std::vector<std::size_t>& deps) const;
+  /// Which commands are already in the dependency list being built.
+  struct dep_marks {
+    explicit dep_marks(std::size_t n) : commands(n) {}
+    /// Appends `dep` to `deps` (the list of `user`) unless it is there.
+    bool add(std::size_t dep, std::size_t user, std::vector<std::size_t>& deps);
+    static constexpr std::size_t scan_limit = 16;
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    std::size_t commands;
+    std::vector<std::size_t> user_of; // dep -> last user; empty until a list is long
+  };
+  void collect(const json& v, std::size_t self, std::vector<std::size_t>& deps,
+               dep_marks& marks) const;
   json substitute(const json& v, std::size_t self,
                   const std::vector<std::optional<json>>& results) const;
   void check_acyclic() const;

@@ -15,11 +15,18 @@ namespace mpreg {
 
 namespace {
 
+// The failed command, plus what its function or node said: an object's
+// members (never replacing "command" and "function": a peer's details must
+// not rename the client's command), anything else under "details".
 json command_details(const command& c, json extra = {}) {
   json d = json::make_object({{"command", c.name}, {"function", c.fun}});
-  if (extra.is_object())
+  if (extra.is_object()) {
     for (auto& m : extra.as_object())
-      d[m.key] = std::move(m.value);
+      if (m.key != "command" && m.key != "function")
+        d[m.key] = std::move(m.value);
+  } else if (!extra.is_null()) {
+    d["details"] = std::move(extra);
+  }
   return d;
 }
 
@@ -285,12 +292,21 @@ void request_run::start_command(std::size_t i) {
   if (choices == 0) {
     if (!remote_.empty() && remote_[i].last_loss) {
       auto err = *remote_[i].last_loss;
+      auto tried = json::make_object({{"tried", protocol::string_array(remote_[i].tried)}});
+      // Every node tried said it has no such function (any more): then no
+      // node has it, which is 1001, not a lost node.
+      if (!remote_[i].node_lost) {
+        fail(rpc_error(error_code::command_not_found,
+                       "command '" + cmd.name + "': no node has function '" + cmd.fun +
+                         "' (" + err.message + ")",
+                       command_details(cmd, std::move(tried))));
+        return;
+      }
       fail(rpc_error(error_code::node_lost,
                      "command '" + cmd.name +
                        "': the node running it was lost and no other node could take it (" +
                        err.message + ")",
-                     command_details(cmd, json::make_object(
-                                            {{"tried", protocol::string_array(remote_[i].tried)}}))));
+                     command_details(cmd, std::move(tried))));
       return;
     }
     fail(rpc_error(error_code::command_not_found,
@@ -400,6 +416,8 @@ void request_run::retry_elsewhere(std::size_t i, const rpc_error& why) {
   }
   MPREG_LOG(debug, "command '" << req_.cmds[i].name << "' lost its node: " << why.message);
   remote_[i].last_loss = why; // only a remote run is ever lost
+  if (why.code != static_cast<int>(error_code::command_not_found))
+    remote_[i].node_lost = true;
   start_command(i);
   pump();
 }

@@ -124,6 +124,7 @@ private:
   struct remote_attempts {
     std::vector<std::string> tried;      // peers tried
     std::optional<rpc_error> last_loss;  // why the last one failed
+    bool node_lost = false;              // one was lost (not just without the function)
   };
   std::vector<remote_attempts> remote_;
   std::size_t finished_ = 0;

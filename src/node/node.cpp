@@ -58,7 +58,7 @@ struct node::impl {
     // node's) the loop gets a thread of its own.
     auto tuned = dynamic_cast<scheduler::tuned_coordinator*>(&system.scheduler());
     ctx->io->start(tuned ? tuned->io_runner() : nullptr);
-    ctx->link_transport = std::make_unique<transport::ws_client_endpoint>(
+    ctx->link_transport = std::make_shared<transport::ws_client_endpoint>(
       transport::ws_client_options{ctx->config.max_message_size, std::chrono::milliseconds{1000},
                                    std::chrono::microseconds(ctx->config.io_spin_us)},
       ctx->io);
@@ -92,9 +92,13 @@ node::~node() {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   ctx.functions.on_add(nullptr);
   ctx.pool.stop();
-  ctx.link_transport->shutdown(); // closes the links while the loop runs
-  ctx.io->stop();                 // no handler runs after this
-  ctx.link_transport.reset();
+  auto links = std::atomic_load(&ctx.link_transport);
+  links->shutdown(); // closes the links while the loop runs
+  ctx.io->stop();    // no handler runs after this
+  // A link starting now finds no endpoint; one that took it a moment ago
+  // destroys it when its (refused) connect returns.
+  std::atomic_store(&ctx.link_transport, std::shared_ptr<transport::ws_client_endpoint>{});
+  links.reset();
 }
 
 void node::add_raw_function(std::string name, raw_function fn, function_options options) {

@@ -34,7 +34,9 @@ struct node_context {
   /// the tuned scheduler's first worker when it can, else by "mpreg.io".
   std::shared_ptr<transport::io_host> io;
   /// Outgoing peer connections, on `io`; destroyed by ~node.
-  std::unique_ptr<transport::ws_client_endpoint> link_transport;
+  // Read and cleared with std::atomic_load/store: a link spawned just before
+  // the node is destroyed may start while ~node drops the endpoint.
+  std::shared_ptr<transport::ws_client_endpoint> link_transport;
   /// Cluster actors, set while the node runs (sessions hand messages to them).
   caf::actor supervisor;
   caf::actor gossip;

@@ -17,6 +17,9 @@ namespace mpreg {
 using forward_atom = caf::atom_constant<caf::atom("forward")>;
 // anyone -> link: (send_atom, frame text): write a frame as is
 using send_atom = caf::atom_constant<caf::atom("send")>;
+// supervisor -> link: (retire_atom) the peer is no longer routed to: take
+// no new calls, let those in flight be answered, then close
+using retire_atom = caf::atom_constant<caf::atom("retire")>;
 // transport -> link: the connection opened / closed (with a reason);
 // link -> supervisor: (link_open_atom, url, link, remote "IP:port") it
 // opened and sent HELLO

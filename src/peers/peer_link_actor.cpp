@@ -30,6 +30,10 @@ struct link_state {
   // dead-peer timeout is given up on and its calls fail over.
   std::chrono::steady_clock::time_point last_heard;
   bool probing = false;
+  // The peer is routed to no more (GOODBYE, expiry): no new calls; the link
+  // closes once the calls in flight are answered (or the peer closes, or
+  // falls silent for the dead-peer timeout).
+  bool retiring = false;
 };
 
 using link_pointer = caf::stateful_actor<link_state>*;
@@ -129,6 +133,15 @@ void on_frame(link_pointer self, std::string& frame) {
   }
 }
 
+// A retiring link whose last call was answered is done.
+void close_if_retired(link_pointer self) {
+  auto& st = self->state;
+  if (!st.retiring || !st.pending.empty())
+    return;
+  st.conn->close("peer no longer routed to");
+  self->quit();
+}
+
 caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx, std::string url,
                             caf::actor supervisor) {
   auto& st = self->state;
@@ -146,8 +159,21 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
   h.on_open = [post] { post(link_open_atom::value); };
   h.on_message = [post](std::string&& frame) { post(frame_atom::value, std::move(frame)); };
   h.on_close = [post](std::string reason) { post(link_closed_atom::value, std::move(reason)); };
-  st.conn = st.ctx->link_transport->connect(st.url, std::move(h));
+  auto transport = std::atomic_load(&st.ctx->link_transport);
+  if (!transport) { // the node is being destroyed
+    self->quit(caf::make_error(caf::sec::runtime_error, "node is stopping"));
+    return {};
+  }
+  st.conn = transport->connect(st.url, std::move(h));
+  transport.reset();
   self->attach_functor([conn = st.conn] { conn->close("link stopped"); });
+  // However the link is stopped, its calls are answered: CAF 0.17 drops a
+  // response promise that is destroyed undelivered, which would leave the
+  // job waiting for ever.
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    fail_pending(self, "link stopped");
+    self->quit(std::move(m.reason));
+  });
   return {
     [self](link_open_atom) {
       auto& st = self->state;
@@ -162,6 +188,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       } catch (const std::exception& e) {
         MPREG_LOG(warn, "peer " << self->state.url << ": bad frame: " << e.what());
       }
+      close_if_retired(self);
     },
     [self](link_closed_atom, std::string& reason) {
       if (self->state.ready)
@@ -173,7 +200,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
     },
     [self](forward_atom, protocol::internal_rpc& call) -> caf::result<call_outcome> {
       auto& st = self->state;
-      if (!st.ready || !st.conn->send(protocol::encode(call))) {
+      if (!st.ready || st.retiring || !st.conn->send(protocol::encode(call))) {
         call_outcome out;
         out.error = rpc_error(error_code::node_lost, "no open link to " + st.url,
                               json::make_object({{"peer", st.url}}));
@@ -196,6 +223,10 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       fail_pending(self, "this node is stopping");
       self->quit();
       return true;
+    },
+    [self](retire_atom) {
+      self->state.retiring = true;
+      close_if_retired(self);
     },
     [self](tick_atom) { probe(self); },
     [self](send_atom, std::string& frame) {

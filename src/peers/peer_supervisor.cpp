@@ -86,7 +86,10 @@ void stop_link(sup_pointer self, const std::string& url) {
   if (i->second.link) {
     st.by_addr.erase(i->second.link.address());
     self->demonitor(i->second.link);
-    self->send_exit(i->second.link, caf::exit_reason::user_shutdown);
+    // Not an exit: calls it carries may still be answered (a peer saying
+    // GOODBYE finishes the calls it has), and failing them here would run
+    // them twice.
+    self->send(i->second.link, retire_atom::value);
   }
   answer_hellos(i->second);
   st.links.erase(i);

@@ -1,6 +1,8 @@
 #include "peers/routing_table.hpp"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_set>
 
 namespace mpreg {
 
@@ -11,10 +13,15 @@ void routing_table::hello(const std::string& url, const protocol::node_advert& a
   auto& p = peers_[url];
   p.url = url;
   if (p.has_advert && !full) {
-    // A later HELLO carries only the new functions: merge.
+    // A later HELLO carries only the new functions (one, usually): merge.
+    // Against a set, not a scan per name: two big HELLOs must not hold the
+    // table's lock for n x m comparisons.
+    auto& funs = p.advert.funs;
+    funs.reserve(funs.size() + advert.funs.size()); // the views below stay valid
+    std::unordered_set<std::string_view> have(funs.begin(), funs.end());
     for (const auto& f : advert.funs)
-      if (std::find(p.advert.funs.begin(), p.advert.funs.end(), f) == p.advert.funs.end())
-        p.advert.funs.push_back(f);
+      if (have.insert(f).second)
+        funs.push_back(f);
     for (const auto& [f, locs] : advert.fun_locs)
       p.advert.fun_locs[f] = locs;
     if (!advert.locs.empty())

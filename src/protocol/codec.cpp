@@ -144,10 +144,14 @@ internal_rpc decode_internal_rpc(json& f) {
 internal_answer decode_internal_answer(json& f) {
   internal_answer m;
   m.u = required_string(f, "u", "u");
-  if (json* a = f.find("answer"))
+  json* a = f.find("answer");
+  if (a)
     m.answer = std::move(*a);
   if (const json* e = member(f, "error"))
     m.error = rpc_error::from_json(*e);
+  if (!a && !m.error)
+    invalid("missing field 'answer' (an internal-answer carries its answer or its error)",
+            field_detail("answer"));
   return m;
 }
 

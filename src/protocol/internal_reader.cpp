@@ -23,7 +23,11 @@ public:
   bool complete() const {
     if (at_ != where::end || !has(key::u))
       return false;
-    return what == kind::answer || (what == kind::rpc && has(key::command));
+    // An answer carries its result or its error (else the general decoder
+    // says what is missing).
+    if (what == kind::answer)
+      return has(key::answer) || (has(key::error) && reply.error);
+    return what == kind::rpc && has(key::command);
   }
 
   bool Null() { return scalar(true, [](auto& b) { return b.Null(); }); }

@@ -1,6 +1,7 @@
 #include "sessions/session_actor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <list>
 #include <optional>
@@ -46,18 +47,39 @@ struct session_state {
   std::list<waiting_request> waiting;
   // The earliest deadline a waiting_deadline_atom is on its way for.
   std::optional<std::chrono::steady_clock::time_point> timer_at;
-  // Reading is paused (see start_or_wait).
+  // Reading is paused for waiting requests (see start_or_wait) or for
+  // forwarded calls (see run_internal_call).
   bool paused = false;
+  bool paused_for_calls = false;
+  // Forwarded calls (internal-rpc) this connection has on the pool, shared
+  // with their tasks. Created at the first one.
+  struct internal_calls {
+    std::atomic<std::size_t> running{0};
+    std::atomic<bool> ended{false}; // the session is gone: skip what has not started
+  };
+  std::shared_ptr<internal_calls> calls;
 
   // However the session ends, the jobs it still has are cancelled: their
   // connection is gone, so their answers would go nowhere.
   ~session_state() {
     for (auto& [addr, job] : jobs)
       caf::anon_send_exit(job, caf::exit_reason::user_shutdown);
+    if (calls)
+      calls->ended.store(true);
   }
 };
 
 using session_pointer = session_actor::stateful_pointer<session_state>;
+
+// Reads the connection or not, as the two reasons to pause say.
+void update_reading(session_pointer self, bool& reason, bool paused) {
+  auto& st = self->state;
+  bool before = st.paused || st.paused_for_calls;
+  reason = paused;
+  bool after = st.paused || st.paused_for_calls;
+  if (before != after)
+    st.out->pause_reading(after);
+}
 
 void reply_error(session_pointer self, const std::string& u, const rpc_error& err) {
   response r;
@@ -142,10 +164,8 @@ void start_or_wait(session_pointer self, request req) {
   // Reading stops only when as many again wait: a paused connection answers
   // no WebSocket pings either (clients' keepalives give up after ~20-40 s),
   // so a client that merely has many long calls in flight is not paused.
-  if (!st.paused && st.waiting.size() >= st.ctx->config.max_in_flight) {
-    st.paused = true;
-    st.out->pause_reading(true);
-  }
+  if (!st.paused && st.waiting.size() >= st.ctx->config.max_in_flight)
+    update_reading(self, st.paused, true);
 }
 
 void job_ended(session_pointer self, const caf::actor_addr& job) {
@@ -169,10 +189,8 @@ void job_ended(session_pointer self, const caf::actor_addr& job) {
                   std::chrono::duration<double>(now - next.arrived).count());
   }
   // Half the limit, not one below it: one pause per burst, not per answer.
-  if (st.paused && st.waiting.size() <= limit / 2) {
-    st.paused = false;
-    st.out->pause_reading(false);
-  }
+  if (st.paused && st.waiting.size() <= limit / 2)
+    update_reading(self, st.paused, false);
 }
 
 // Every running request answers before the reply: asked in parallel, each
@@ -190,9 +208,22 @@ caf::result<bool> stop_requests(session_pointer self) {
   return promise;
 }
 
+// Forwarded calls a connection may have on the pool before it is read no
+// more (a peer's link carries the calls of all its clients, so more than one
+// client's max_in_flight), and the level where it is read again.
+std::size_t calls_pause_at(const node_context& ctx) { return 2 * ctx.config.max_in_flight; }
+std::size_t calls_resume_at(const node_context& ctx) { return ctx.config.max_in_flight; }
+
+void calls_done(session_pointer self) {
+  auto& st = self->state;
+  if (st.paused_for_calls && st.calls->running.load() <= calls_resume_at(*st.ctx))
+    update_reading(self, st.paused_for_calls, false);
+}
+
 void run_internal_call(session_pointer self, protocol::internal_rpc call) {
-  auto& ctx = *self->state.ctx;
-  auto out = self->state.out;
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  auto out = st.out;
   auto f = ctx.functions.find(call.command);
   if (!f) {
     protocol::internal_answer a{call.u, json{}, rpc_error(error_code::command_not_found,
@@ -200,6 +231,18 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
     out->send(protocol::encode(a));
     return;
   }
+  // A stopping node is, to its caller, a node lost (1008): the caller
+  // retries the command on another node instead of failing its request.
+  auto refuse = [&out](const std::string& u) {
+    out->send(protocol::encode(
+      protocol::internal_answer{u, json{}, rpc_error(error_code::node_lost, "node is stopping")}));
+  };
+  if (ctx.stopping.load()) {
+    refuse(call.u);
+    return;
+  }
+  const bool on_pool = !f->run_inline;
+  std::string u = on_pool ? call.u : std::string{}; // the task takes the call
   auto task = [out, f, call = std::move(call), limit = ctx.config.max_message_size] {
     auto result = invoke_function(*f, call.args, call.kwargs);
     auto frame = protocol::encode(
@@ -215,18 +258,33 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
                   json::make_object({{"function", f->name}, {"max_message_size", limit}}))});
     out->send(std::move(frame));
   };
-  // A stopping node is, to its caller, a node lost (1008): the caller
-  // retries the command on another node instead of failing its request.
-  auto refuse = [&] {
-    out->send(protocol::encode(protocol::internal_answer{
-      call.u, json{}, rpc_error(error_code::node_lost, "node is stopping")}));
-  };
-  if (ctx.stopping.load())
-    refuse();
-  else if (f->run_inline)
+  if (!on_pool) {
     task();
-  else if (!ctx.pool.submit(std::move(task)))
-    refuse();
+    return;
+  }
+  // On the pool: counted, so that a peer (or anyone sending internal-rpc)
+  // cannot queue without bound; skipped once the connection is gone, as
+  // its answer would go nowhere.
+  if (!st.calls)
+    st.calls = std::make_shared<session_state::internal_calls>();
+  auto calls = st.calls;
+  const auto resume_at = calls_resume_at(ctx);
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
+  calls->running.fetch_add(1);
+  bool queued = ctx.pool.submit([calls, weak, resume_at, task = std::move(task)]() mutable {
+    if (!calls->ended.load())
+      task();
+    if (calls->running.fetch_sub(1) - 1 == resume_at)
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<session_actor>(strong), calls_done_atom::value);
+  });
+  if (!queued) {
+    calls->running.fetch_sub(1);
+    refuse(u);
+    return;
+  }
+  if (!st.paused_for_calls && calls->running.load() >= calls_pause_at(ctx))
+    update_reading(self, st.paused_for_calls, true);
 }
 
 void handle_server_message(session_pointer self, const protocol::server_message& m) {
@@ -352,6 +410,7 @@ session_actor::behavior_type session_behavior(session_pointer self,
     },
     [self](closed_atom) { self->quit(caf::exit_reason::user_shutdown); },
     [self](waiting_deadline_atom) { expire_waiting(self); },
+    [self](calls_done_atom) { calls_done(self); },
     [self](stop_requests_atom) { return stop_requests(self); },
   };
 }

@@ -40,11 +40,15 @@ namespace mpreg {
 using stop_requests_atom = caf::atom_constant<caf::atom("stopreqs")>;
 // The session to itself: a request waiting for a slot may have timed out.
 using waiting_deadline_atom = caf::atom_constant<caf::atom("waitdead")>;
+// A pool thread to the session: its peer's calls in flight dropped to the
+// level where a connection paused for them is read again.
+using calls_done_atom = caf::atom_constant<caf::atom("callsdone")>;
 
 using session_actor =
   caf::typed_actor<caf::reacts_to<frame_atom, frame_batch>, // frames' text
                    caf::reacts_to<closed_atom>,             // the connection is gone
                    caf::reacts_to<waiting_deadline_atom>,
+                   caf::reacts_to<calls_done_atom>,
                    caf::replies_to<stop_requests_atom>::with<bool>>;
 
 session_actor spawn_session(caf::actor_system& sys, std::shared_ptr<node_context> ctx,

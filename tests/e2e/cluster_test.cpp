@@ -724,6 +724,37 @@ TEST_CASE("a node stopped (SIGTERM) with a call in flight on a peer answers it 1
   CHECK(c.running(1));
 }
 
+TEST_CASE("a peer stopped (SIGTERM) while it runs a forwarded call: the caller still answers") {
+  // C's GOODBYE makes A stop routing to C. The call A's link to C carries
+  // must still end: C's answer, or 1008 when C closes first. (The link was
+  // killed on GOODBYE, and CAF 0.17 drops an undelivered response promise
+  // without a word: the request waited for ever.)
+  temp_dir marks;
+  auto o = options();
+  o.env = {"MPREG_TEST_MARK_DIR=" + marks.path.string()};
+  cluster c(o, {spec("A", {"ra"}), spec("C", {"rs"})});
+  require_converged(c);
+  auto cl = connect(c.url(0));
+  auto fut = cl->request({cmd("|s", "sleep_whereami", {800}, {"rs"})}, {30.0, false});
+  REQUIRE(mpreg::test::wait_for([&] { return marks.started().count("C") == 1; }, 5s));
+  CHECK(c.terminate(1) == 0);
+  REQUIRE(fut.wait_for(8s) == std::future_status::ready);
+  int code = 0;
+  std::string message;
+  try {
+    message = fut.get().dump();
+  } catch (const mpreg::client_error& e) {
+    code = e.code();
+    message = e.message();
+  }
+  MESSAGE("answer: " << code << " " << message);
+  CHECK((code == 1008 || message.find("\"C\"") != std::string::npos));
+  // A still serves.
+  auto again = cl->request({cmd("|e", "echo", {"still here"})}, {10.0, false});
+  REQUIRE(again.wait_for(10s) == std::future_status::ready);
+  CHECK(again.get().dump().find("still here") != std::string::npos);
+}
+
 // -- load and spreading --------------------------------------------------------------
 
 TEST_CASE("load and spreading: 10 clients x 20 requests over three nodes; shared calls land on both") {

@@ -570,3 +570,56 @@ TEST_CASE("in-process: a node destroyed with a request still running shuts down 
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
   CHECK(ms < 5000);
 }
+
+TEST_CASE("in-process: a node destroyed with calls queued on its pool answers every request") {
+  // CPU-bound calls (the pool adds no threads for them) fill the pool's
+  // threads; the rest wait in its queue when the node goes. Each request
+  // must still be answered (queued calls: 1002), or its job would wait for
+  // ever and hang the actor system's destructor.
+  auto t0 = steady::now();
+  caf::actor_system_config cfg;
+  caf::actor_system sys{make_config(cfg)};
+  caf::scoped_actor self{sys};
+  const int calls = 8;
+  std::atomic<int> started{0};
+  using handle = decltype(self->request(std::declval<mpreg::node&>().handle(), 10s,
+                                        std::declval<mpreg::request>()));
+  std::vector<handle> pending;
+  {
+    auto s = test_settings();
+    s.worker_threads = 2;
+    mpreg::node n{sys, s};
+    n.add_function("spin_ms", [&started](int ms) {
+      ++started;
+      auto until = steady::now() + std::chrono::milliseconds(ms);
+      while (steady::now() < until) {
+      }
+      return ms;
+    });
+    n.start();
+    for (int i = 0; i < calls; ++i)
+      pending.push_back(self->request(n.handle(), 10s,
+                                      R("q" + std::to_string(i), {C("|s", "spin_ms", "[300]")})));
+    auto poll_until = steady::now() + 5s;
+    while (started.load() < 2 && steady::now() < poll_until)
+      std::this_thread::sleep_for(5ms);
+    REQUIRE(started.load() >= 2);
+  }
+  int answered = 0, stopped = 0, finished = 0;
+  for (auto& h : pending)
+    h.receive(
+      [&](mpreg::response& r) {
+        ++answered;
+        if (r.ok())
+          ++finished;
+        else if (r.error->code == 1002)
+          ++stopped;
+      },
+      [&](caf::error& e) { FAIL("no answer: " << sys.render(e)); });
+  CHECK(answered == calls);
+  CHECK(finished + stopped == calls);
+  CHECK(stopped > 0); // some were still queued
+  CHECK(finished == started.load());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+  CHECK(ms < 8000);
+}

@@ -345,6 +345,8 @@ TEST_CASE("the fast reader of peers' calls and answers agrees with the general d
     R"({"role":"internal-rpc","u":"1","command":"f","kwargs":3})",
     R"({"role":"internal-rpc","u":"1","command":"f","u":"2"})",
     R"({"role":"internal-answer","answer":1})",
+    R"({"role":"internal-answer","u":"1"})",            // neither answer nor error
+    R"({"role":"internal-answer","u":"1","error":null})",
     R"({"role":"internal-answer","u":"1","answer":1,"answer":2})",
     R"({"role":"internal-answer","u":"1","role":"internal-answer"})",
     R"({"role":"rpc","u":"1","cmds":[{"name":"a","fun":"f"}]})",
@@ -360,6 +362,16 @@ TEST_CASE("the fast reader of peers' calls and answers agrees with the general d
     CAPTURE(text);
     CHECK_FALSE(read_internal(text).has_value());
     CHECK(written(decode_frame(std::string(text))) == written(decode(text)));
+  }
+  // An answer with neither its result nor its error is malformed (the
+  // caller's link takes the peer as lost for that call), not a null result.
+  for (const char* text : {R"({"role":"internal-answer","u":"1"})",
+                           R"({"role":"internal-answer","u":"1","error":null})"}) {
+    CAPTURE(text);
+    auto in = decode(text);
+    REQUIRE(std::holds_alternative<decode_failure>(in));
+    CHECK(std::get<decode_failure>(in).u == "1");
+    CHECK(std::get<decode_failure>(in).error.message.find("answer") != std::string::npos);
   }
   std::string with_nul = R"({"role":"internal-answer","u":"1","answer":1})";
   with_nul += std::string("\0{}", 3);

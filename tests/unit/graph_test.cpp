@@ -271,6 +271,46 @@ TEST_CASE("graph: diamonds and fan-in") {
   CHECK(response_of(fan) == json::parse(R"({"|sum": [[0,1,2,3,4,5,6,7,8,9]]})"));
 }
 
+TEST_CASE("graph: long dependency lists list each command once, in first-use order") {
+  // 50,000 inputs named twice each by one sink, plus its own name (a
+  // literal): the list must hold each input once. Past a short list the
+  // graph marks inputs instead of scanning (a scan per reference made such
+  // a request cost 10^9 comparisons on the node's actor thread).
+  const int n = 50000;
+  std::vector<command> cmds;
+  json::array refs;
+  for (int i = 0; i < n; ++i) {
+    auto name = "i" + std::to_string(i);
+    cmds.push_back(C(name, "echo", "[0]"));
+    refs.emplace_back(name);
+  }
+  for (int i = n - 1; i >= 0; --i)
+    refs.emplace_back("i" + std::to_string(i));
+  refs.emplace_back("sink");
+  command sink;
+  sink.name = "sink";
+  sink.fun = "echos";
+  sink.args = std::move(refs);
+  cmds.push_back(std::move(sink));
+  // A second user whose short list crosses the limit after the first one
+  // has marked the same inputs.
+  cmds.push_back(C("again", "echos", R"(["i1", "i2", "i1", "i3", "i4", "i5", "i6", "i7", "i8",
+      "i9", "i10", "i11", "i12", "i13", "i14", "i15", "i16", "i17", "i2", "i18", "i17"])"));
+  auto r = R(std::move(cmds));
+  request_graph g(r);
+  const auto& deps = g.dependencies(n);
+  REQUIRE(deps.size() == static_cast<std::size_t>(n));
+  bool in_order = true;
+  for (int i = 0; i < n; ++i)
+    in_order = in_order && deps[static_cast<std::size_t>(i)] == static_cast<std::size_t>(i);
+  CHECK(in_order);
+  std::vector<std::size_t> expected;
+  for (std::size_t i = 1; i <= 18; ++i)
+    expected.push_back(i);
+  CHECK(g.dependencies(n + 1) == expected);
+  CHECK(g.dependents(1).size() == 2);
+}
+
 TEST_CASE("graph: duplicate names are invalid (1006, details name it)") {
   auto e = graph_error(R({C("|a", "echo", "[1]"), C("|b", "echo", "[2]"), C("|a", "echo", "[3]")}));
   CHECK(e.code == 1006);

@@ -313,6 +313,42 @@ TEST_CASE("request_run: a lost peer is retried on another, then 1008 naming both
   CHECK(tried.size() == 2u);
 }
 
+TEST_CASE("request_run: peers that all answer 'no such function' make it 1001, not 1008") {
+  fixture f;
+  f.peer("ws://p1:1", f.link1, {"remote_only"});
+  f.peer("ws://p2:2", f.link2, {"remote_only"});
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r5b","cmds":[
+      {"name":"b","fun":"remote_only","args":["v"]}]})"));
+  REQUIRE(f.host.remote.size() == 1);
+  run.remote_done(0, call_outcome{json{}, rpc_error(error_code::command_not_found, "no f here")});
+  REQUIRE(f.host.remote.size() == 2);
+  run.remote_done(0, call_outcome{json{}, rpc_error(error_code::command_not_found, "no f here")});
+  REQUIRE(f.host.answers.size() == 1);
+  auto& err = *f.host.answers[0].error;
+  CHECK(err.code == 1001);
+  CHECK(err.message.find("no f here") != std::string::npos);
+  CHECK(err.details["command"] == json("b"));
+  CHECK(err.details["tried"].as_array().size() == 2u);
+}
+
+TEST_CASE("request_run: a peer's error details never rename the command") {
+  fixture f;
+  f.peer("ws://p1:1", f.link1, {"remote_only"});
+  request_run run(f.ctx, f.host);
+  run.start(make_request(R"({"role":"rpc","u":"r5c","cmds":[
+      {"name":"b","fun":"remote_only","args":["v"]}]})"));
+  REQUIRE(f.host.remote.size() == 1);
+  run.remote_done(0, call_outcome{json{}, rpc_error(error_code::execution_failed, "boom",
+                                                    json::parse(R"({"command":"zzz","why":"d"})"))});
+  REQUIRE(f.host.answers.size() == 1);
+  auto& err = *f.host.answers[0].error;
+  CHECK(err.code == 1003);
+  CHECK(err.details["command"] == json("b"));
+  CHECK(err.details["function"] == json("remote_only"));
+  CHECK(err.details["why"] == json("d"));
+}
+
 TEST_CASE("request_run: a peer's answer completes the command; inline functions never leave") {
   fixture f;
   f.peer("ws://p1:1", f.link1, {"remote_only", "echo"});
