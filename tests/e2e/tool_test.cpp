@@ -256,6 +256,33 @@ TEST_CASE("tool: SIGINT exits 0 too, also with clients connected and a request r
   CHECK(error->find("message")->as_string().find("node is stopping") != std::string::npos);
 }
 
+TEST_CASE("tool: --max-in-flight: a flood of forwarded calls is answered once each, reading resumes") {
+  // Forwarded calls (internal-rpc) go straight to the pool; past twice the
+  // limit on one connection it is read no more until half have finished.
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH,
+                                 "--max-in-flight", "2"});
+  raw_conn peer(endpoint(), node.url());
+  const int calls = 40;
+  for (int i = 0; i < calls; ++i)
+    REQUIRE(peer.send(R"({"role":"internal-rpc","command":"sleep_ms","args":[20],"kwargs":{},)"
+                      R"("results":{},"u":"c)" + std::to_string(i) + R"("})"));
+  REQUIRE(peer.send(rpc("after", {cmd("|e", "echo", "[\"read\"]")})));
+  for (int i = 0; i < calls; ++i) {
+    auto u = "c" + std::to_string(i);
+    CAPTURE(u);
+    auto a = peer.wait_u(u, 20000ms);
+    REQUIRE(a.is_object());
+    CHECK(*a.find("role") == json("internal-answer"));
+    CHECK(*a.find("answer") == json(20));
+  }
+  auto after = peer.wait_u("after", 10000ms);
+  REQUIRE(after.is_object());
+  CHECK(*after.find("r") == json::parse(R"({"|e": "read"})"));
+  for (int i = 0; i < calls; ++i)
+    CHECK(peer.count_u("c" + std::to_string(i)) == 1);
+  CHECK(node.terminate() == 0);
+}
+
 TEST_CASE("tool: --max-in-flight: a flood waits its turn, every request is answered once") {
   node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH,
                                  "--max-in-flight", "2"});
