@@ -1,5 +1,6 @@
 #include "bridge/bridge_actor.hpp"
 
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -16,9 +17,13 @@ namespace mpreg {
 
 namespace {
 
-// Connection id -> session. Only the I/O thread touches it while the server
-// runs; the bridge reads it after the I/O thread has stopped.
-using session_map = std::unordered_map<std::uint64_t, session_actor>;
+// Connection id -> session. The I/O thread uses it while the server runs;
+// the bridge empties it after the server stopped, and a stop that timed out
+// (a stalled loop) may leave the loop running: hence the (uncontended) lock.
+struct session_map {
+  std::mutex m;
+  std::unordered_map<std::uint64_t, session_actor> by_id;
+};
 
 struct bridge_state {
   static inline const char* name = "mpreg.bridge";
@@ -42,19 +47,28 @@ bridge::server_events make_events(caf::actor_system& sys, std::shared_ptr<node_c
   bridge::server_events ev;
   ev.on_open = [&sys, ctx, sessions](std::uint64_t id, std::shared_ptr<bridge::outbound> out) {
     MPREG_LOG(debug, "client connected: " << out->remote());
-    (*sessions)[id] = spawn_session(sys, ctx, std::move(out));
+    auto session = spawn_session(sys, ctx, std::move(out));
+    std::lock_guard<std::mutex> lock(sessions->m);
+    sessions->by_id[id] = std::move(session);
   };
   ev.on_frames = [sessions](std::uint64_t id, std::vector<std::string>&& frames) {
-    auto i = sessions->find(id);
-    if (i != sessions->end())
-      caf::anon_send(i->second, frame_atom::value, frame_batch{std::move(frames)});
+    std::unique_lock<std::mutex> lock(sessions->m);
+    auto i = sessions->by_id.find(id);
+    if (i == sessions->by_id.end())
+      return;
+    auto session = i->second;
+    lock.unlock();
+    caf::anon_send(session, frame_atom::value, frame_batch{std::move(frames)});
   };
   ev.on_close = [sessions](std::uint64_t id) {
-    auto i = sessions->find(id);
-    if (i == sessions->end())
+    std::unique_lock<std::mutex> lock(sessions->m);
+    auto i = sessions->by_id.find(id);
+    if (i == sessions->by_id.end())
       return;
-    caf::anon_send(i->second, closed_atom::value);
-    sessions->erase(i);
+    auto session = std::move(i->second);
+    sessions->by_id.erase(i);
+    lock.unlock();
+    caf::anon_send(session, closed_atom::value);
   };
   ev.on_http = [ctx](const std::string& path) { return http_page(*ctx, path); };
   return ev;
@@ -67,9 +81,13 @@ void shutdown_server(bridge_pointer self) {
   st.server->stop();
   st.server.reset();
   // Connections the I/O loop could not close in time still have sessions.
-  for (auto& [id, session] : *st.sessions)
+  std::unordered_map<std::uint64_t, session_actor> rest;
+  {
+    std::lock_guard<std::mutex> lock(st.sessions->m);
+    rest.swap(st.sessions->by_id);
+  }
+  for (auto& [id, session] : rest)
     caf::anon_send(session, closed_atom::value);
-  st.sessions->clear();
 }
 
 bridge_actor::behavior_type bridge_behavior(bridge_pointer self, std::shared_ptr<node_context> ctx) {
