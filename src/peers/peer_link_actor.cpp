@@ -200,7 +200,22 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
     },
     [self](forward_atom, protocol::internal_rpc& call) -> caf::result<call_outcome> {
       auto& st = self->state;
-      if (!st.ready || st.retiring || !st.conn->send(protocol::encode(call))) {
+      auto frame = protocol::encode(call);
+      // A call over the frame limit would make the peer close the link (1009)
+      // and fail every other call on it: this one fails alone, and would
+      // anywhere else too.
+      const auto limit = st.ctx->config.max_message_size;
+      if (frame.size() > limit) {
+        call_outcome out;
+        out.error = rpc_error(
+          error_code::execution_failed,
+          "arguments too large: the call to '" + call.command + "' would be a " +
+            std::to_string(frame.size()) + "-byte frame, over max_message_size (" +
+            std::to_string(limit) + ")",
+          json::make_object({{"peer", st.url}, {"max_message_size", limit}}));
+        return out;
+      }
+      if (!st.ready || st.retiring || !st.conn->send(std::move(frame))) {
         call_outcome out;
         out.error = rpc_error(error_code::node_lost, "no open link to " + st.url,
                               json::make_object({{"peer", st.url}}));

@@ -108,6 +108,8 @@ struct ws_connection::state {
   ws_handlers handlers;
   bool reported = false;  // on_close delivered
   bool abandoned = false; // given up before it opened; close it if it opens
+  std::string gave_up;    // why we closed it ourselves, when we did (kept for on_close:
+                          // websocketpp replaces its local reason when the close times out)
   std::unique_ptr<asio::steady_timer> connect_timer;
 
   void set_phase(phase p) {
@@ -234,6 +236,8 @@ void ws_client_endpoint::core::start(const std::shared_ptr<ws_connection::state>
         if (!c->get_remote_close_reason().empty())
           reason += " " + c->get_remote_close_reason();
         reason += ")";
+      } else if (!st->gave_up.empty()) {
+        reason += ": " + st->gave_up;
       } else if (c->get_ec()) {
         reason += ": " + c->get_ec().message();
       } else if (!c->get_local_close_reason().empty()) {
@@ -315,14 +319,24 @@ bool ws_connection::send(std::string frame) {
   // The inbox belongs to the core and runs only while it exists: a raw
   // pointer is enough. A connection that ends before the frame is written
   // reports on_close as usual.
-  return c->host->inbox().push([cp = c.get(), hdl = std::move(hdl), header = std::move(header),
-                         frame = std::move(frame)]() mutable {
+  return c->host->inbox().push([cp = c.get(), st = s_, hdl = std::move(hdl),
+                                header = std::move(header), frame = std::move(frame)]() mutable {
     websocketpp::lib::error_code ec;
     auto con = cp->ep.get_con_from_hdl(hdl, ec);
     if (ec || !con)
       return;
     if (auto msg = prepared_text(*con, header, std::move(frame)))
       con->send(msg);
+    // The other end reads nothing while we queue (a frozen peer): past the
+    // limit it is given up on, as the listener gives up on a slow client,
+    // rather than hold this process's memory until some timeout. Its
+    // on_close says why; a link's calls then fail over.
+    auto queued = con->get_buffered_amount();
+    if (queued > cp->opts.max_message_size + (16u << 20) &&
+        con->get_state() == websocketpp::session::state::open) {
+      st->gave_up = "it reads too slowly (" + std::to_string(queued) + " bytes queued)";
+      con->close(websocketpp::close::status::policy_violation, "reads too slowly", ec);
+    }
   });
 }
 

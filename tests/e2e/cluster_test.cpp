@@ -853,6 +853,52 @@ TEST_CASE("a frozen node (SIGSTOP): a call without a deadline fails over instead
   CHECK(where(*a_cl, {"ra"}) == "A");
 }
 
+TEST_CASE("a frozen peer that reads nothing: its link is closed once a bounded queue is full") {
+  // With a long dead-peer timeout, calls to a frozen B whose requests time
+  // out free their slots, and more come: their frames queued in A's memory
+  // without bound (2 MB calls at 20/s grew A by 25 MB/s). Past
+  // max_message_size + 16 MiB queued, A gives B up like a slow client.
+  auto o = options();
+  o.dead_peer_timeout = 120;
+  o.extra_args = {"--max-message-size", "65536"};
+  cluster c(o, {spec("A", {"ra"}), spec("B", {"rb"})});
+  require_converged(c);
+  auto a_cl = connect(c.url(0));
+  REQUIRE(c.process(1).signal(SIGSTOP));
+  std::string s(60000, 'z');
+  std::vector<std::future<json>> calls;
+  for (int i = 0; i < 1000; ++i) // 60 MB for B, far more than the kernel's buffers hold
+    calls.push_back(a_cl->request({cmd("e", "echo", {s}, {"rb"})}, {0.3, true}));
+  int answered = 0;
+  std::map<int, int> codes;
+  for (auto& f : calls) {
+    if (f.wait_for(30s) != std::future_status::ready)
+      continue;
+    try {
+      f.get();
+    } catch (const mpreg::client_error& e) { // 1007 while queued, 1008/1001 once closed
+      ++answered;
+      ++codes[e.code()];
+      CHECK((e.code() == 1007 || e.code() == 1008 || e.code() == 1001));
+    }
+  }
+  CHECK(answered == 1000);
+  for (auto [code, n] : codes)
+    MESSAGE(code << ": " << n);
+  // B is still frozen, long before the dead-peer timeout: A dropped its link.
+  CHECK(mpreg::test::wait_for(
+    [&] {
+      auto st = c.status(0);
+      auto b = st ? mpreg::test::status_peer(*st, c.url(1)) : std::nullopt;
+      return b && !b->up;
+    },
+    10s));
+  c.process(1).signal(SIGCONT);
+  // A still serves, and links to B again once B reads.
+  CHECK(where(*a_cl, {"ra"}) == "A");
+  CHECK(where_eventually(*a_cl, {"rb"}) == "B");
+}
+
 TEST_CASE("a remote result over the frame limit fails that call only; the link stays up") {
   auto o = options();
   o.extra_args = {"--max-message-size", "65536"};
@@ -866,4 +912,25 @@ TEST_CASE("a remote result over the frame limit fails that call only; the link s
   // The same link still carries calls: nothing was closed or restarted.
   CHECK(a_cl->call("big", {json(10)}, {}, {"rb"}, 10).as_string() == std::string(10, 'x'));
   CHECK(where(*a_cl, {"rb"}) == "B");
+  // Arguments that fit the limit while the call's frame around them does
+  // not: refused at A with 1003, instead of B closing the link (1009) and
+  // failing every other call on it.
+  std::string s(32740, 'y'); // echos(a, a): 65,487 bytes of arguments
+  std::string message;
+  code = 0;
+  try {
+    a_cl->request({cmd("a", "echo", {s}), cmd("c", "echos", {"a", "a"}, {"rb"})}, {10.0, false}).get();
+  } catch (const mpreg::client_error& e) {
+    code = e.code();
+    message = e.message();
+  }
+  MESSAGE("answer: " << code << " " << message);
+  CHECK(code == 1003);
+  CHECK(message.find("arguments too large") != std::string::npos);
+  CHECK(where(*a_cl, {"rb"}) == "B");
+  auto status = c.status(0);
+  REQUIRE(status.has_value());
+  auto b_seen = mpreg::test::status_peer(*status, c.url(1));
+  REQUIRE(b_seen.has_value());
+  CHECK(b_seen->up);
 }
