@@ -30,6 +30,8 @@ struct link_state {
   // dead-peer timeout is given up on and its calls fail over.
   std::chrono::steady_clock::time_point last_heard;
   bool probing = false;
+  // A probe went unanswered: routing avoids the peer until it is heard.
+  bool unresponsive = false;
   // The peer is routed to no more (GOODBYE, expiry): no new calls; the link
   // closes once the calls in flight are answered (or the peer closes, or
   // falls silent for the dead-peer timeout).
@@ -69,6 +71,15 @@ void probe(link_pointer self) {
     return;
   }
   auto silent = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_heard);
+  // Silent for more than one probe interval since a probe went out: a
+  // healthy peer answers STATUS at once, whatever its functions are doing.
+  if (!st.unresponsive && silent.count() > 1.5 * st.ctx->config.gossip_interval) {
+    st.unresponsive = true;
+    st.ctx->routes.set_unresponsive(st.url, true);
+    MPREG_LOG(warn, "peer " << st.url << " has not answered for "
+                            << static_cast<int>(silent.count())
+                            << " s: new calls go to other nodes while it is silent");
+  }
   if (silent.count() > st.ctx->config.dead_peer_timeout) {
     std::string why = "no answer for " + std::to_string(static_cast<int>(silent.count())) + " s";
     MPREG_LOG(warn, "peer " << st.url << " stopped answering: " << why);
@@ -87,6 +98,11 @@ void probe(link_pointer self) {
 void on_frame(link_pointer self, std::string& frame) {
   auto& st = self->state;
   st.last_heard = std::chrono::steady_clock::now();
+  if (st.unresponsive) {
+    st.unresponsive = false;
+    st.ctx->routes.set_unresponsive(st.url, false);
+    MPREG_LOG(info, "peer " << st.url << " answers again");
+  }
   auto msg = protocol::decode_frame(std::move(frame));
   if (auto a = std::get_if<protocol::internal_answer>(&msg)) {
     auto i = st.pending.find(a->u);

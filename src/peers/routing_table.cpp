@@ -64,9 +64,10 @@ void routing_table::touch(const std::string& url, double now) {
 
 void routing_table::set_link(const std::string& url, caf::actor link) {
   std::lock_guard guard{mutex_};
-  if (auto i = peers_.find(url); i != peers_.end())
+  if (auto i = peers_.find(url); i != peers_.end()) {
     i->second.link = std::move(link);
-  else if (link) {
+    i->second.unresponsive = false; // a new link (or none) starts afresh
+  } else if (link) {
     auto& p = peers_[url];
     p.url = url;
     p.link = std::move(link);
@@ -115,9 +116,15 @@ std::vector<route> routing_table::candidates(const std::string& fun,
               std::find(fl->second.begin(), fl->second.end(), l) != fl->second.end());
     });
     if (all)
-      out.push_back(route{url, p.link});
+      out.push_back(route{url, p.link, p.unresponsive});
   }
   return out;
+}
+
+void routing_table::set_unresponsive(const std::string& url, bool unresponsive) {
+  std::lock_guard guard{mutex_};
+  if (auto i = peers_.find(url); i != peers_.end())
+    i->second.unresponsive = unresponsive;
 }
 
 bool routing_table::contains(const std::string& url) const {

@@ -23,12 +23,17 @@ struct peer_info {
   bool has_advert = false;           ///< a HELLO or gossip told us its functions
   double last_seen = 0;              ///< epoch seconds of the newest news of it
   caf::actor link;                   ///< our link to it while up (else null)
+  /// Our link's liveness probe went unanswered while calls were out: the
+  /// peer may be frozen or overloaded. It gets new calls only when no other
+  /// node can take them, until it is heard from again.
+  bool unresponsive = false;
 };
 
 /// A peer that can run a command right now.
 struct route {
   std::string url;
   caf::actor link;
+  bool unresponsive = false; ///< see peer_info::unresponsive
 };
 
 class routing_table {
@@ -46,6 +51,8 @@ public:
   void touch(const std::string& url, double now);
   /// Our link to `url` came up (link set) or went down (null).
   void set_link(const std::string& url, caf::actor link);
+  /// Our link to `url` stopped hearing from it (true) or heard again (false).
+  void set_unresponsive(const std::string& url, bool unresponsive);
   /// Forgets a peer (GOODBYE or expiry); gossip older than `now` about it is
   /// ignored from then on.
   void remove(const std::string& url, double now);

@@ -853,6 +853,42 @@ TEST_CASE("a frozen node (SIGSTOP): a call without a deadline fails over instead
   CHECK(where(*a_cl, {"ra"}) == "A");
 }
 
+TEST_CASE("a frozen peer that does not answer its link's probe gets no new calls while others can") {
+  // Long before the dead-peer timeout: once a probe (STATUS, every gossip
+  // interval while calls are out) goes unanswered, new calls for rx go to
+  // C, not half of them to the frozen B to wait for their deadline.
+  auto o = options();
+  o.dead_peer_timeout = 60;
+  cluster c(o, {spec("A", {"ra"}), spec("B", {"rx"}), spec("C", {"rx"})});
+  require_converged(c);
+  auto a_cl = connect(c.url(0));
+  REQUIRE(c.process(1).signal(SIGSTOP));
+  // Until one call lands on B (and times out), calls are spread at random.
+  bool one_on_b = false;
+  for (int i = 0; i < 40 && !one_on_b; ++i) {
+    try {
+      a_cl->request({cmd("w", "whereami", {}, {"rx"})}, {1.0, true}).get();
+    } catch (const mpreg::client_error& e) {
+      one_on_b = e.code() == 1007;
+    }
+  }
+  REQUIRE(one_on_b);
+  int on_c = 0;
+  for (int i = 0; i < 20; ++i) {
+    try {
+      if (a_cl->request({cmd("w", "whereami", {}, {"rx"})}, {3.0, true}).get() ==
+          json::make_object({{"w", "C"}}))
+        ++on_c;
+    } catch (const mpreg::client_error& e) {
+      MESSAGE("call " << i << ": " << e.code() << " " << e.message());
+    }
+  }
+  c.process(1).signal(SIGCONT);
+  CHECK(on_c == 20);
+  // Heard again: B is routed to again (calls spread over B and C).
+  CHECK(mpreg::test::wait_for([&] { return where(*a_cl, {"rx"}, 5) == "B"; }, 20s));
+}
+
 TEST_CASE("a frozen peer that reads nothing: its link is closed once a bounded queue is full") {
   // With a long dead-peer timeout, calls to a frozen B whose requests time
   // out free their slots, and more come: their frames queued in A's memory

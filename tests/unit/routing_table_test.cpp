@@ -271,3 +271,36 @@ TEST_CASE("routing_table: peers() lists every known peer with its link state") {
   CHECK_FALSE(static_cast<bool>(ps[1].link));
   CHECK_FALSE(f.table.find("ws://nowhere:1").has_value());
 }
+
+TEST_CASE_FIXTURE(link_fixture, "routing_table: an unresponsive peer is flagged until heard or relinked") {
+  table.hello("ws://a:1", advert({"f"}), 100.0, true);
+  table.set_link("ws://a:1", link1);
+  auto c = table.candidates("f", {});
+  REQUIRE(c.size() == 1);
+  CHECK_FALSE(c[0].unresponsive);
+  table.set_unresponsive("ws://a:1", true);
+  c = table.candidates("f", {});
+  REQUIRE(c.size() == 1); // still a candidate: the caller decides (last resort)
+  CHECK(c[0].unresponsive);
+  table.set_unresponsive("ws://a:1", false);
+  CHECK_FALSE(table.candidates("f", {})[0].unresponsive);
+  table.set_unresponsive("ws://a:1", true);
+  table.set_link("ws://a:1", link2); // a new link starts afresh
+  CHECK_FALSE(table.candidates("f", {})[0].unresponsive);
+  table.set_unresponsive("ws://nobody:9", true); // unknown peers are ignored
+  CHECK_FALSE(table.contains("ws://nobody:9"));
+}
+
+TEST_CASE_FIXTURE(link_fixture, "routing_table: a second HELLO on the connection adds functions, once each") {
+  strings many;
+  for (int i = 0; i < 20000; ++i)
+    many.push_back("f" + std::to_string(i));
+  table.hello("ws://a:1", advert(many), 100.0, true);
+  strings more = {"f5", "g1", "f19999", "g1", "g2"};
+  table.hello("ws://a:1", advert(more), 101.0, false);
+  auto p = table.find("ws://a:1");
+  REQUIRE(p.has_value());
+  CHECK(p->advert.funs.size() == 20002u);
+  CHECK(std::count(p->advert.funs.begin(), p->advert.funs.end(), "g1") == 1);
+  CHECK(p->advert.funs.back() == "g2");
+}
