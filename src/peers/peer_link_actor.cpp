@@ -32,6 +32,10 @@ struct link_state {
   bool probing = false;
   // A probe went unanswered: routing avoids the peer until it is heard.
   bool unresponsive = false;
+  // Bad frames are logged at most once per 10 s (a broken peer may send
+  // thousands a second), with the count of those not logged.
+  std::chrono::steady_clock::time_point bad_logged_at{};
+  std::size_t bad_unlogged = 0;
   // The peer is routed to no more (GOODBYE, expiry): no new calls; the link
   // closes once the calls in flight are answered (or the peer closes, or
   // falls silent for the dead-peer timeout).
@@ -95,6 +99,23 @@ void probe(link_pointer self) {
   self->delayed_send(self, probe_interval(*st.ctx), tick_atom::value);
 }
 
+void warn_bad_frame(link_pointer self, const std::string& why) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  if (st.bad_logged_at != std::chrono::steady_clock::time_point{} &&
+      now - st.bad_logged_at < std::chrono::seconds(10)) {
+    ++st.bad_unlogged;
+    return;
+  }
+  if (st.bad_unlogged > 0)
+    MPREG_LOG(warn, "peer " << st.url << ": bad frame: " << why << " (and " << st.bad_unlogged
+                            << " more since the last such line)");
+  else
+    MPREG_LOG(warn, "peer " << st.url << ": bad frame: " << why);
+  st.bad_logged_at = now;
+  st.bad_unlogged = 0;
+}
+
 void on_frame(link_pointer self, std::string& frame) {
   auto& st = self->state;
   st.last_heard = std::chrono::steady_clock::now();
@@ -136,7 +157,7 @@ void on_frame(link_pointer self, std::string& frame) {
   } else if (auto bad = std::get_if<protocol::decode_failure>(&msg)) {
     auto i = st.pending.find(bad->u);
     if (i == st.pending.end()) {
-      MPREG_LOG(warn, "peer " << st.url << ": bad frame: " << bad->error.message);
+      warn_bad_frame(self, bad->error.message);
       return;
     }
     // A malformed answer to a call: this peer is at fault, so the command
@@ -202,7 +223,7 @@ caf::behavior link_behavior(link_pointer self, std::shared_ptr<node_context> ctx
       try {
         on_frame(self, frame);
       } catch (const std::exception& e) {
-        MPREG_LOG(warn, "peer " << self->state.url << ": bad frame: " << e.what());
+        warn_bad_frame(self, e.what());
       }
       close_if_retired(self);
     },
