@@ -414,16 +414,16 @@ ws_server::ws_server(std::shared_ptr<transport::io_host> host, server_events eve
     auto [self, con] = lookup(weak, hdl);
     if (!con || con->id == 0)
       return;
-    // The node closed it for what the other side sent (a frame over the
-    // limit, bad UTF-8, a protocol error): say so, or a peer whose link
-    // keeps failing is a mystery to the operator.
+    // A close for a frame one side could not take (over the limit, bad
+    // UTF-8, a protocol error) is said, or a peer whose link keeps failing
+    // is a mystery to the operator. (Either side may have started it:
+    // websocketpp's acknowledgement repeats the other side's code.)
     namespace status = websocketpp::close::status;
     auto code = con->get_local_close_code();
     if (code == status::message_too_big || code == status::invalid_payload ||
         code == status::protocol_error)
-      MPREG_LOG(warn, "closed the connection of " << con->get_remote_endpoint() << ": "
-                                                 << con->get_local_close_reason() << " ("
-                                                 << code << ")");
+      MPREG_LOG(warn, "connection of " << con->get_remote_endpoint() << " closed: "
+                                       << con->get_local_close_reason() << " (" << code << ")");
     self->flush(); // frames that came before the close go first
     self->open.erase(con->id);
     self->count_open(self->open.size());

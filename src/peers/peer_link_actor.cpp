@@ -79,7 +79,7 @@ void probe(link_pointer self) {
   // healthy peer answers STATUS at once, whatever its functions are doing.
   if (!st.unresponsive && silent.count() > 1.5 * st.ctx->config.gossip_interval) {
     st.unresponsive = true;
-    st.ctx->routes.set_unresponsive(st.url, true);
+    st.ctx->routes.set_unresponsive(st.url, caf::actor_cast<caf::actor>(self), true);
     MPREG_LOG(warn, "peer " << st.url << " has not answered for "
                             << static_cast<int>(silent.count())
                             << " s: new calls go to other nodes while it is silent");
@@ -121,7 +121,7 @@ void on_frame(link_pointer self, std::string& frame) {
   st.last_heard = std::chrono::steady_clock::now();
   if (st.unresponsive) {
     st.unresponsive = false;
-    st.ctx->routes.set_unresponsive(st.url, false);
+    st.ctx->routes.set_unresponsive(st.url, caf::actor_cast<caf::actor>(self), false);
     MPREG_LOG(info, "peer " << st.url << " answers again");
   }
   auto msg = protocol::decode_frame(std::move(frame));

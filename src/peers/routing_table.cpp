@@ -121,9 +121,10 @@ std::vector<route> routing_table::candidates(const std::string& fun,
   return out;
 }
 
-void routing_table::set_unresponsive(const std::string& url, bool unresponsive) {
+void routing_table::set_unresponsive(const std::string& url, const caf::actor& link,
+                                     bool unresponsive) {
   std::lock_guard guard{mutex_};
-  if (auto i = peers_.find(url); i != peers_.end())
+  if (auto i = peers_.find(url); i != peers_.end() && i->second.link == link)
     i->second.unresponsive = unresponsive;
 }
 

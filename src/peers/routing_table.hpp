@@ -51,8 +51,10 @@ public:
   void touch(const std::string& url, double now);
   /// Our link to `url` came up (link set) or went down (null).
   void set_link(const std::string& url, caf::actor link);
-  /// Our link to `url` stopped hearing from it (true) or heard again (false).
-  void set_unresponsive(const std::string& url, bool unresponsive);
+  /// Our link `link` to `url` stopped hearing from it (true) or heard again
+  /// (false). Ignored unless `link` is the peer's current link (a retiring
+  /// one must not flag its successor).
+  void set_unresponsive(const std::string& url, const caf::actor& link, bool unresponsive);
   /// Forgets a peer (GOODBYE or expiry); gossip older than `now` about it is
   /// ignored from then on.
   void remove(const std::string& url, double now);

@@ -208,9 +208,13 @@ caf::result<bool> stop_requests(session_pointer self) {
   return promise;
 }
 
-// Forwarded calls a connection may have on the pool before it is read no
-// more (a peer's link carries the calls of all its clients, so more than one
-// client's max_in_flight), and the level where it is read again.
+// Forwarded calls a connection may have on the pool (a peer's link carries
+// the calls of all its clients, so more than one client's max_in_flight):
+// past it, a peer's calls are refused as "busy" (1008: its node tries
+// another, and nothing ran twice), and any other connection is read no more
+// until the level where it is read again. A peer's connection is never
+// paused: it would stop answering the liveness probes (STATUS) that tell
+// its node we are alive, and be dropped with its calls still running here.
 std::size_t calls_pause_at(const node_context& ctx) { return 2 * ctx.config.max_in_flight; }
 std::size_t calls_resume_at(const node_context& ctx) { return ctx.config.max_in_flight; }
 
@@ -242,6 +246,16 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
     return;
   }
   const bool on_pool = !f->run_inline;
+  if (on_pool && !st.peer_url.empty() && st.calls &&
+      st.calls->running.load() >= calls_pause_at(ctx)) {
+    out->send(protocol::encode(protocol::internal_answer{
+      call.u, json{},
+      rpc_error(error_code::node_lost,
+                "node busy: " + std::to_string(st.calls->running.load()) +
+                  " calls from this peer running; try another node",
+                json::make_object({{"limit", calls_pause_at(ctx)}}))}));
+    return;
+  }
   std::string u = on_pool ? call.u : std::string{}; // the task takes the call
   auto task = [out, f, call = std::move(call), limit = ctx.config.max_message_size] {
     auto result = invoke_function(*f, call.args, call.kwargs);
@@ -283,7 +297,7 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
     refuse(u);
     return;
   }
-  if (!st.paused_for_calls && calls->running.load() >= calls_pause_at(ctx))
+  if (st.peer_url.empty() && !st.paused_for_calls && calls->running.load() >= calls_pause_at(ctx))
     update_reading(self, st.paused_for_calls, true);
 }
 

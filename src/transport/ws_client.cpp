@@ -335,6 +335,7 @@ bool ws_connection::send(std::string frame) {
     if (queued > cp->opts.max_message_size + (16u << 20) &&
         con->get_state() == websocketpp::session::state::open) {
       st->gave_up = "it reads too slowly (" + std::to_string(queued) + " bytes queued)";
+      st->set_phase(ws_connection::state::phase::closing); // sends refused from now on
       con->close(websocketpp::close::status::policy_violation, "reads too slowly", ec);
     }
   });

@@ -283,6 +283,46 @@ TEST_CASE("tool: --max-in-flight: a flood of forwarded calls is answered once ea
   CHECK(node.terminate() == 0);
 }
 
+TEST_CASE("tool: --max-in-flight: a peer's calls past the limit are refused as busy, STATUS still answered") {
+  // A connection that said HELLO is a peer's link: it is never paused (it
+  // would stop answering STATUS, and its node would drop the link with its
+  // calls still running here); calls past 2 x max_in_flight get 1008 at
+  // once, so the peer runs them elsewhere.
+  node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH,
+                                 "--max-in-flight", "2"});
+  raw_conn peer(endpoint(), node.url());
+  REQUIRE(peer.send(R"({"role":"server","u":"h1","server":{"what":"HELLO","funs":[],"locs":[],)"
+                    R"("cluster_id":"default-cluster","advertised_urls":["ws://127.0.0.1:9"]}})"));
+  REQUIRE(peer.wait_u("h1", 5000ms).is_object());
+  const int calls = 10;
+  for (int i = 0; i < calls; ++i)
+    REQUIRE(peer.send(R"({"role":"internal-rpc","command":"sleep_ms","args":[3000],"kwargs":{},)"
+                      R"("results":{},"u":"c)" + std::to_string(i) + R"("})"));
+  REQUIRE(peer.send(R"({"role":"server","u":"st","server":{"what":"STATUS"}})"));
+  auto t0 = steady::now();
+  auto status = peer.wait_u("st", 5000ms);
+  REQUIRE(status.is_object());
+  CHECK(*status.find("r") == json("STATUS"));
+  CHECK(ms_since(t0) < 3000); // before any call finished: the connection was read
+  int ran = 0, busy = 0;
+  for (int i = 0; i < calls; ++i) {
+    auto a = peer.wait_u("c" + std::to_string(i), 20000ms);
+    REQUIRE(a.is_object());
+    const json* err = a.find("error");
+    if (err && err->is_object()) {
+      CHECK(*err->find("code") == json(1008));
+      CHECK(err->find("message")->as_string().find("busy") != std::string::npos);
+      ++busy;
+    } else {
+      CHECK(*a.find("answer") == json(3000));
+      ++ran;
+    }
+  }
+  CHECK(ran == 4);
+  CHECK(busy == 6);
+  CHECK(node.terminate() == 0);
+}
+
 TEST_CASE("tool: --max-in-flight: a flood waits its turn, every request is answered once") {
   node_process node(node_exe(), {"--port", "0", "--module", MPREG_TEST_MODULE_PATH,
                                  "--max-in-flight", "2"});

@@ -278,16 +278,18 @@ TEST_CASE_FIXTURE(link_fixture, "routing_table: an unresponsive peer is flagged 
   auto c = table.candidates("f", {});
   REQUIRE(c.size() == 1);
   CHECK_FALSE(c[0].unresponsive);
-  table.set_unresponsive("ws://a:1", true);
+  table.set_unresponsive("ws://a:1", link1, true);
   c = table.candidates("f", {});
   REQUIRE(c.size() == 1); // still a candidate: the caller decides (last resort)
   CHECK(c[0].unresponsive);
-  table.set_unresponsive("ws://a:1", false);
+  table.set_unresponsive("ws://a:1", link1, false);
   CHECK_FALSE(table.candidates("f", {})[0].unresponsive);
-  table.set_unresponsive("ws://a:1", true);
+  table.set_unresponsive("ws://a:1", link1, true);
   table.set_link("ws://a:1", link2); // a new link starts afresh
   CHECK_FALSE(table.candidates("f", {})[0].unresponsive);
-  table.set_unresponsive("ws://nobody:9", true); // unknown peers are ignored
+  table.set_unresponsive("ws://a:1", link1, true); // the old link's word no longer counts
+  CHECK_FALSE(table.candidates("f", {})[0].unresponsive);
+  table.set_unresponsive("ws://nobody:9", link1, true); // unknown peers are ignored
   CHECK_FALSE(table.contains("ws://nobody:9"));
 }
 
