@@ -188,6 +188,37 @@ struct temp_dir {
   }
 };
 
+// Nodes A and C, where only C offers sleep_whereami (resource rs), and a
+// client at A whose call of `ms` milliseconds (no deadline sent) has
+// started on C.
+struct call_running_on_c {
+  temp_dir marks;
+  cluster c;
+  std::unique_ptr<mpreg::client> cl;
+  std::future<json> fut;
+  explicit call_running_on_c(int ms)
+    : c(marked_options(marks), {spec("A", {"ra"}), spec("C", {"rs"})}) {
+    require_converged(c);
+    cl = connect(c.url(0));
+    fut = cl->request({cmd("|s", "sleep_whereami", {ms}, {"rs"})}, {30.0, false});
+    REQUIRE(mpreg::test::wait_for([&] { return marks.started().count("C") == 1; }, 5s));
+  }
+  static cluster_options marked_options(const temp_dir& marks) {
+    auto o = options();
+    o.env = {"MPREG_TEST_MARK_DIR=" + marks.path.string()};
+    return o;
+  }
+};
+
+// The error code (0 when it succeeded) and the result or message of `f`.
+std::pair<int, std::string> outcome_of(std::future<json>& f) {
+  try {
+    return {0, f.get().dump()};
+  } catch (const mpreg::client_error& e) {
+    return {e.code(), e.message()};
+  }
+}
+
 } // namespace
 
 // -- routing ------------------------------------------------------------------
@@ -697,31 +728,16 @@ TEST_CASE("a call in flight on a SIGKILLed node is retried elsewhere or answered
 }
 
 TEST_CASE("a node stopped (SIGTERM) with a call in flight on a peer answers it 1002") {
-  temp_dir marks;
-  auto o = options();
-  o.env = {"MPREG_TEST_MARK_DIR=" + marks.path.string()};
-  // A enters; only C offers sleep_whereami with the resource rs.
-  cluster c(o, {spec("A", {"ra"}), spec("C", {"rs"})});
-  require_converged(c);
-  auto cl = connect(c.url(0));
-  auto fut = cl->request({cmd("|s", "sleep_whereami", {3000}, {"rs"})}, {20.0, false});
-  REQUIRE(mpreg::test::wait_for([&] { return marks.started().count("C") == 1; }, 5s));
+  call_running_on_c run(3000);
   // A's GOODBYE ends its link to C, which fails the call in flight; a
   // stopping node answers that as cancelled, not as a lost peer (1008).
-  CHECK(c.terminate(0) == 0);
-  REQUIRE(fut.wait_for(5s) == std::future_status::ready);
-  int code = 0;
-  std::string message;
-  try {
-    message = fut.get().dump();
-  } catch (const mpreg::client_error& e) {
-    code = e.code();
-    message = e.message();
-  }
+  CHECK(run.c.terminate(0) == 0);
+  REQUIRE(run.fut.wait_for(5s) == std::future_status::ready);
+  auto [code, message] = outcome_of(run.fut);
   MESSAGE("answer: " << code << " " << message);
   CHECK(code == 1002);
   CHECK(message.find("node is stopping") != std::string::npos);
-  CHECK(c.running(1));
+  CHECK(run.c.running(1));
 }
 
 TEST_CASE("a peer stopped (SIGTERM) while it runs a forwarded call: the caller still answers") {
@@ -729,28 +745,14 @@ TEST_CASE("a peer stopped (SIGTERM) while it runs a forwarded call: the caller s
   // must still end: C's answer, or 1008 when C closes first. (The link was
   // killed on GOODBYE, and CAF 0.17 drops an undelivered response promise
   // without a word: the request waited for ever.)
-  temp_dir marks;
-  auto o = options();
-  o.env = {"MPREG_TEST_MARK_DIR=" + marks.path.string()};
-  cluster c(o, {spec("A", {"ra"}), spec("C", {"rs"})});
-  require_converged(c);
-  auto cl = connect(c.url(0));
-  auto fut = cl->request({cmd("|s", "sleep_whereami", {800}, {"rs"})}, {30.0, false});
-  REQUIRE(mpreg::test::wait_for([&] { return marks.started().count("C") == 1; }, 5s));
-  CHECK(c.terminate(1) == 0);
-  REQUIRE(fut.wait_for(8s) == std::future_status::ready);
-  int code = 0;
-  std::string message;
-  try {
-    message = fut.get().dump();
-  } catch (const mpreg::client_error& e) {
-    code = e.code();
-    message = e.message();
-  }
+  call_running_on_c run(800);
+  CHECK(run.c.terminate(1) == 0);
+  REQUIRE(run.fut.wait_for(8s) == std::future_status::ready);
+  auto [code, message] = outcome_of(run.fut);
   MESSAGE("answer: " << code << " " << message);
   CHECK((code == 1008 || message.find("\"C\"") != std::string::npos));
   // A still serves.
-  auto again = cl->request({cmd("|e", "echo", {"still here"})}, {10.0, false});
+  auto again = run.cl->request({cmd("|e", "echo", {"still here"})}, {10.0, false});
   REQUIRE(again.wait_for(10s) == std::future_status::ready);
   CHECK(again.get().dump().find("still here") != std::string::npos);
 }
