@@ -276,7 +276,8 @@ constexpr flag_spec flag_table[] = {
    "how long the I/O loop polls after work before it sleeps, 0..100000; 0 sleeps at once"},
   {flag_id::max_in_flight, "max-in-flight", 0, "N",
    "requests one connection may have waiting on functions or peers, 1..1000000; "
-   "more wait in the node, and past twice as many it is not read for a while"},
+   "more wait in the node, and past twice as many it is not read for a while; "
+   "a peer's forwarded calls past twice as many are refused as busy (1008)"},
   {flag_id::help, "help", 'h', "", "print this help and exit"},
   {flag_id::version, "version", 'V', "", "print the version and exit"},
 };
