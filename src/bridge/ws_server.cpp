@@ -158,7 +158,7 @@ struct ws_server::impl : std::enable_shared_from_this<ws_server::impl> {
     : host(std::move(h)),
       events(std::move(ev)),
       max_message_size(max_size),
-      max_buffered(max_size + (16u << 20)),
+      max_buffered(transport::unread_limit(max_size)),
       accept_retry(host->io()) {}
 
   // An accept completed (endpoint_data::accept_done); true when the retry

@@ -290,9 +290,8 @@ void request_run::start_command(std::size_t i) {
     // A peer that stopped answering its link's probes gets the call only
     // when nothing else can take it (frozen or overloaded: the call would
     // most likely wait for the dead-peer timeout).
-    auto responsive = std::count_if(remotes.begin(), remotes.end(),
-                                    [](const route& r) { return !r.unresponsive; });
-    if (responsive > 0 || local)
+    if (local || std::any_of(remotes.begin(), remotes.end(),
+                             [](const route& r) { return !r.unresponsive; }))
       remotes.erase(std::remove_if(remotes.begin(), remotes.end(),
                                    [](const route& r) { return r.unresponsive; }),
                     remotes.end());

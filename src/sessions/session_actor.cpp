@@ -235,25 +235,24 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
     out->send(protocol::encode(a));
     return;
   }
-  // A stopping node is, to its caller, a node lost (1008): the caller
-  // retries the command on another node instead of failing its request.
-  auto refuse = [&out](const std::string& u) {
-    out->send(protocol::encode(
-      protocol::internal_answer{u, json{}, rpc_error(error_code::node_lost, "node is stopping")}));
+  // A stopping or busy node is, to its caller, a node lost (1008): the
+  // caller retries the command on another node instead of failing its
+  // request, and nothing ran here.
+  auto refuse = [&out](const std::string& u, std::string why, json details = {}) {
+    out->send(protocol::encode(protocol::internal_answer{
+      u, json{}, rpc_error(error_code::node_lost, std::move(why), std::move(details))}));
   };
   if (ctx.stopping.load()) {
-    refuse(call.u);
+    refuse(call.u, "node is stopping");
     return;
   }
   const bool on_pool = !f->run_inline;
   if (on_pool && !st.peer_url.empty() && st.calls &&
       st.calls->running.load() >= calls_pause_at(ctx)) {
-    out->send(protocol::encode(protocol::internal_answer{
-      call.u, json{},
-      rpc_error(error_code::node_lost,
-                "node busy: " + std::to_string(st.calls->running.load()) +
-                  " calls from this peer running; try another node",
-                json::make_object({{"limit", calls_pause_at(ctx)}}))}));
+    refuse(call.u,
+           "node busy: " + std::to_string(st.calls->running.load()) +
+             " calls from this peer running; try another node",
+           json::make_object({{"limit", calls_pause_at(ctx)}}));
     return;
   }
   std::string u = on_pool ? call.u : std::string{}; // the task takes the call
@@ -294,7 +293,7 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
   });
   if (!queued) {
     calls->running.fetch_sub(1);
-    refuse(u);
+    refuse(u, "node is stopping");
     return;
   }
   if (st.peer_url.empty() && !st.paused_for_calls && calls->running.load() >= calls_pause_at(ctx))

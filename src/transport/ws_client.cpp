@@ -332,7 +332,7 @@ bool ws_connection::send(std::string frame) {
     // rather than hold this process's memory until some timeout. Its
     // on_close says why; a link's calls then fail over.
     auto queued = con->get_buffered_amount();
-    if (queued > cp->opts.max_message_size + (16u << 20) &&
+    if (queued > unread_limit(cp->opts.max_message_size) &&
         con->get_state() == websocketpp::session::state::open) {
       st->gave_up = "it reads too slowly (" + std::to_string(queued) + " bytes queued)";
       st->set_phase(ws_connection::state::phase::closing); // sends refused from now on

@@ -58,6 +58,14 @@ inline std::size_t unmask(std::uint8_t* data, std::size_t len, std::size_t key) 
   return websocketpp::frame::circshift_prepared_key(key, rest);
 }
 
+/// Bytes a connection may leave unsent (the other side not reading) before
+/// our endpoints give up on it: a whole frame plus some slack. The listener
+/// and the client endpoint share it, so a slow client and a frozen peer are
+/// treated alike.
+inline std::size_t unread_limit(std::size_t max_message_size) {
+  return max_message_size + (std::size_t{16} << 20);
+}
+
 /// RFC 6455 5.2: the header of one unfragmented text frame of `n` bytes:
 /// FIN + text opcode, the length in 7, 7+16 or 7+64 bits (network order),
 /// and for a client's frame the mask bit and `mask_key` (4 bytes).
