@@ -96,9 +96,13 @@ private:
   caf::resumable* hosted_dequeue(Worker* self, io_hosting& hosting, transport::io_host& h) {
     using clock = std::chrono::steady_clock;
     auto& queue = d(self).queue;
+    auto& spin = h.spin();
     auto last_work = clock::now();
+    bool idle = false; // nothing found since last_work
     for (;;) {
       if (auto job = queue.take_head()) {
+        if (idle)
+          spin.idle_ended(clock::now() - last_work);
         if (++jobs_since_poll_ >= jobs_per_io_poll) {
           jobs_since_poll_ = 0;
           h.poll();
@@ -109,11 +113,16 @@ private:
       if (hosting.hosted() != &h)
         return nullptr; // released: back to CAF's wait
       if (h.poll()) {
-        last_work = clock::now();
+        auto now = clock::now();
+        if (idle)
+          spin.idle_ended(now - last_work);
+        last_work = now;
+        idle = false;
         continue;
       }
-      // Like run_io: poll a little longer before sleeping, if asked to.
-      if (h.spin().count() > 0 && clock::now() - last_work < h.spin()) {
+      idle = true;
+      // Like run_io: poll a little longer before sleeping (spin_window).
+      if (spin.enabled() && clock::now() - last_work < spin.window()) {
         std::this_thread::yield();
         continue;
       }

@@ -11,6 +11,7 @@
 #include <asio/io_context.hpp>
 
 #include "transport/io_inbox.hpp"
+#include "transport/spin_window.hpp"
 
 namespace mpreg::transport {
 
@@ -37,7 +38,7 @@ public:
 class io_host {
 public:
   /// `thread_name` names the thread of its own when it has one; `spin` is
-  /// how long the loop polls before it sleeps (run_io).
+  /// the base of how long the loop polls before it sleeps (spin_window).
   io_host(std::string thread_name, std::chrono::microseconds spin);
   /// Stops the loop (stop()).
   ~io_host();
@@ -46,7 +47,8 @@ public:
 
   asio::io_context& io() { return io_; }
   io_inbox& inbox() { return inbox_; }
-  std::chrono::microseconds spin() const { return spin_; }
+  /// How long the loop polls before it sleeps: for the thread running it.
+  spin_window& spin() { return spin_; }
 
   /// Starts the loop on `runner` when it takes it, else on a thread of its
   /// own. Once.
@@ -104,7 +106,7 @@ private:
   asio::io_context io_;
   io_inbox inbox_;
   std::string thread_name_;
-  std::chrono::microseconds spin_;
+  spin_window spin_; // used by the thread running the loop
   std::mutex m_; // start, to_own_thread and stop
   loop_runner* runner_ = nullptr; // guarded by m_
   std::thread thread_;             // guarded by m_

@@ -7,22 +7,25 @@
 #include <asio/io_context.hpp>
 
 #include "transport/io_inbox.hpp"
+#include "transport/spin_window.hpp"
 
 namespace mpreg::transport {
 
 /// Runs `io` (and `inbox`, the work other threads hand over) until it stops.
-/// After each burst of handlers it keeps polling for `spin` before it blocks
-/// in epoll: an actor's answer to a frame usually follows within tens of
-/// microseconds, and finding it by polling spares this thread a sleep and a
-/// wake-up through the kernel (measured: a third of a small request's
-/// latency). Polling yields the CPU between rounds, so other threads on a
-/// busy core still run. `spin` 0 blocks at once.
-inline void run_io(asio::io_context& io, io_inbox& inbox, std::chrono::microseconds spin) {
+/// After each burst of handlers it keeps polling for `spin`'s window before
+/// it blocks in epoll: an actor's answer to a frame, or a peer's answer to a
+/// call, usually follows within tens of microseconds, and finding it by
+/// polling spares this thread a sleep and a wake-up through the kernel
+/// (spin_window.hpp). Polling yields the CPU between rounds, so other
+/// threads on a busy core still run.
+inline void run_io(asio::io_context& io, io_inbox& inbox, spin_window& spin) {
   using clock = std::chrono::steady_clock;
+  auto last_work = clock::now();
   for (;;) {
     if (io.stopped())
       return;
-    inbox.drain();
+    if (inbox.drain())
+      last_work = clock::now();
     if (!inbox.about_to_sleep()) {
       io.poll(); // work arrived meanwhile; the sockets must not starve
       continue;
@@ -31,17 +34,22 @@ inline void run_io(asio::io_context& io, io_inbox& inbox, std::chrono::microseco
     inbox.awake();
     if (ran == 0)
       return; // stopped, or out of work (the inbox was closed)
-    if (spin.count() <= 0)
+    auto now = clock::now();
+    spin.idle_ended(now - last_work);
+    last_work = now;
+    if (!spin.enabled())
       continue;
-    auto until = clock::now() + spin;
-    while (!io.stopped() && clock::now() < until) {
+    while (!io.stopped() && clock::now() - last_work < spin.window()) {
       bool worked = io.poll() > 0;
       if (inbox.drain())
         worked = true;
-      if (worked)
-        until = clock::now() + spin;
-      else
+      if (worked) {
+        now = clock::now();
+        spin.idle_ended(now - last_work);
+        last_work = now;
+      } else {
         std::this_thread::yield();
+      }
     }
   }
 }

@@ -13,6 +13,7 @@
 
 #include "transport/io_inbox.hpp"
 #include "transport/io_loop.hpp"
+#include "transport/spin_window.hpp"
 
 using namespace std::chrono_literals;
 using mpreg::transport::io_inbox;
@@ -29,7 +30,8 @@ struct io_thread {
 
   explicit io_thread(std::chrono::microseconds spin) {
     thread = std::thread([this, spin] {
-      mpreg::transport::run_io(io, inbox, spin);
+      mpreg::transport::spin_window window{spin};
+      mpreg::transport::run_io(io, inbox, window);
       ended.set_value();
     });
   }
@@ -57,7 +59,7 @@ void check_inbox(std::chrono::microseconds spin) {
 
   SUBCASE("a loop asleep in epoll wakes for each push") {
     for (int i = 0; i < 100; ++i) {
-      std::this_thread::sleep_for(1ms); // past the spin: the loop sleeps
+      std::this_thread::sleep_for(2ms); // past the widest spin window: the loop sleeps
       REQUIRE_MESSAGE(run_and_wait(t.inbox), "push " << i << " never ran");
     }
   }
@@ -143,4 +145,32 @@ TEST_CASE("io_inbox: close runs what was pushed before it") {
   CHECK_FALSE(inbox.push([&ran] { ++ran; }));
   io.run(); // returns: nothing is left to wait on
   CHECK(io.stopped());
+}
+
+TEST_CASE("spin_window: widens to the gaps it sees, back to its base when they grow") {
+  using mpreg::transport::spin_window;
+  spin_window w{50us};
+  CHECK(w.enabled());
+  CHECK(w.window() == 50us);
+
+  w.idle_ended(10us); // caught by the window: nothing to change
+  CHECK(w.window() == 50us);
+  w.idle_ended(120us); // missed: the next one like it is caught
+  CHECK(w.window() == 150us);
+  w.idle_ended(20us); // short gaps do not narrow it
+  CHECK(w.window() == 150us);
+  w.idle_ended(190us); // never wider than 4 x base
+  CHECK(w.window() == 200us);
+
+  w.idle_ended(5ms); // traffic grew sparse: halves, down to the base
+  CHECK(w.window() == 100us);
+  w.idle_ended(5ms);
+  CHECK(w.window() == 50us);
+  w.idle_ended(5ms);
+  CHECK(w.window() == 50us);
+
+  spin_window off{0us}; // --io-spin-us 0: never polls
+  off.idle_ended(10us);
+  CHECK_FALSE(off.enabled());
+  CHECK(off.window() == 0us);
 }
