@@ -51,6 +51,13 @@ out=$(timeout -s KILL 60 "$BENCH" --url "$URL" --json -q -w fan10 -n 300 -c 3 -P
 grep -q '"requests":300,' <<<"$out" || fail "-n 300 did not measure 300 answers: $out"
 expect_ok "two client threads" -w chain3 -n 500 -c 4 -P 8 --threads 2
 expect_ok "duration" -w echo -d 0.3 --warmup 0.1 -c 2 -P 2
+# --pause-us: every request still answered once; 200 answers over 2 slots at
+# a 2 ms pause each take at least 0.2 s (a floor, never a speed check).
+out=$(timeout -s KILL 60 "$BENCH" --url "$URL" --json -q -w chain3 -n 200 -c 1 -P 2 --pause-us 2000)
+grep -q '"requests":200,"failures":0,' <<<"$out" || fail "--pause-us: $out"
+awk -v s="$(sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/' <<<"$out")" 'BEGIN {exit !(s >= 0.19)}' ||
+  fail "--pause-us 2000 did not pause: $out"
+echo "ok: --pause-us: $out"
 
 # The README request from a file: checks u and error only.
 cat >"$WORK/readme.json" <<'EOF'

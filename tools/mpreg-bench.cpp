@@ -110,6 +110,7 @@ struct options {
   double duration = 0;        // seconds; 0: bounded by requests only
   double warmup = 0;          // seconds of unrecorded load before measuring
   double timeout = 10;        // seconds before an unanswered request is a failure
+  std::int64_t pause_ns = 0;  // after an answer, before that slot's next request
   std::string url;
   std::vector<std::string> locs;
   std::vector<std::vector<std::string>> locs_per_step;
@@ -134,6 +135,8 @@ const char* usage_text =
   "  --locs a,b              locs on every command\n"
   "  --locs-per-step 'a;b;c' locs of command i: entry i (cycling), overrides --locs\n"
   "  --timeout SECONDS       an answer later than this is a failure (default 10)\n"
+  "  --pause-us MICROSECONDS after each answer, wait this long (at least) before the\n"
+  "                          next request: a client with think time (default 0)\n"
   "  --threads 1|2           Asio threads of the client (default 1)\n"
   "  --json                  one machine-readable result line on stdout\n"
   "  -q, --quiet             no progress lines on stderr\n"
@@ -185,6 +188,8 @@ options parse_options(int argc, char** argv) {
       o.json_output = true;
     else if (a == "-q" || a == "--quiet")
       o.quiet = true;
+    else if (a == "--pause-us")
+      o.pause_ns = static_cast<std::int64_t>(number(i, 0, 10'000'000) * 1000);
     else if (a == "--threads")
       o.threads = static_cast<std::size_t>(number(i, 1, 2));
     else if (a == "--idle")
@@ -390,6 +395,7 @@ struct connection {
   std::uint64_t seq = 0;
   std::vector<std::int64_t> latencies; // ns, measured requests only
   std::int64_t last_done = 0;
+  std::size_t pausing = 0; // slots waiting out --pause-us before their next send
   bool open = false;
   bool finished = false; // nothing more to send or receive
 };
@@ -613,8 +619,27 @@ private:
         c.last_done = std::max(c.last_done, now);
       }
     }
-    send_one(c, now);
+    if (o_.pause_ns > 0)
+      send_after_pause(c);
+    else
+      send_one(c, now);
     finish_if_idle(c);
+  }
+
+  // --pause-us: the slot's next request goes out once the pause is over
+  // (caller holds c.mu). A timer per slot: with -P above 1 pauses overlap.
+  void send_after_pause(connection& c) {
+    if (stopping_ || stop_sending_ || c.finished)
+      return;
+    ++c.pausing;
+    auto timer = std::make_shared<asio::steady_timer>(client_.get_io_service(),
+                                                      std::chrono::nanoseconds(o_.pause_ns));
+    timer->async_wait([this, &c, timer](const std::error_code&) {
+      std::lock_guard<std::mutex> g(c.mu);
+      --c.pausing;
+      send_one(c, now_ns());
+      finish_if_idle(c);
+    });
   }
 
   // The sequence number a u of this connection carries.
@@ -648,7 +673,7 @@ private:
 
   // Closes c once it has nothing in flight and nothing more to send.
   void finish_if_idle(connection& c) {
-    if (c.finished || !c.inflight.empty())
+    if (c.finished || !c.inflight.empty() || c.pausing)
       return;
     c.finished = true;
     std::error_code ec;
@@ -735,7 +760,7 @@ private:
         if (expired)
           fail("no answer within " + timeout_text_ + " s", expired);
         // Keeps the pipeline full after expiries; ends connections past the deadline.
-        while (c->inflight.size() < o_.pipeline && send_one(*c, now)) {
+        while (c->inflight.size() + c->pausing < o_.pipeline && send_one(*c, now)) {
         }
         finish_if_idle(*c);
       }
