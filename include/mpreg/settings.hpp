@@ -21,9 +21,9 @@ struct settings {
   std::size_t max_message_size = 64u << 20; ///< largest frame / result, in bytes
   double reconnect_max_backoff = 30.0;      ///< cap of the peer-link reconnect backoff, seconds
   std::size_t worker_threads = 0;           ///< function pool size; 0: 2 x usable CPUs (min 4; affinity mask and cgroup quota)
-  /// Microseconds the node's I/O loop keeps polling after work before it sleeps
-  /// (up to 4 x as long while the gaps between its work are that short):
-  /// lower latency for CPU; 0 sleeps at once.
+  /// Microseconds the node's I/O loop keeps polling after work before it sleeps.
+  /// Adapts: up to 4 x as long while the gaps between its work are that
+  /// short, not at all while they are longer. Lower latency for CPU; 0 never polls.
   unsigned io_spin_us = 50;
   /// Requests one client connection may have running at once (those that
   /// wait on the pool or a peer). Past it, requests wait in the node in

@@ -273,8 +273,8 @@ constexpr flag_spec flag_table[] = {
   {flag_id::log_level, "log-level", 0, "LEVEL", "log level on stderr: error|warn|info|debug|trace"},
   {flag_id::workers, "workers", 0, "N", "function worker threads, 0..1024; 0 = 2 x hardware threads, at least 4"},
   {flag_id::io_spin_us, "io-spin-us", 0, "MICROSECONDS",
-   "how long the I/O loop polls after work before it sleeps, 0..100000 (up to 4 x as long "
-   "while the gaps between its work are that short); 0 sleeps at once"},
+   "how long the I/O loop polls after work before it sleeps, 0..100000 (adapts: up to 4 x "
+   "as long while the gaps between its work are that short, none while longer); 0 never polls"},
   {flag_id::max_in_flight, "max-in-flight", 0, "N",
    "requests one connection may have waiting on functions or peers, 1..1000000; "
    "more wait in the node, and past twice as many it is not read for a while; "

@@ -147,7 +147,7 @@ TEST_CASE("io_inbox: close runs what was pushed before it") {
   CHECK(io.stopped());
 }
 
-TEST_CASE("spin_window: widens to the gaps it sees, back to its base when they grow") {
+TEST_CASE("spin_window: widens to the gaps it sees, narrows to nothing when they grow") {
   using mpreg::transport::spin_window;
   spin_window w{50us};
   CHECK(w.enabled());
@@ -162,11 +162,18 @@ TEST_CASE("spin_window: widens to the gaps it sees, back to its base when they g
   w.idle_ended(190us); // never wider than 4 x base
   CHECK(w.window() == 200us);
 
-  w.idle_ended(5ms); // traffic grew sparse: halves, down to the base
+  w.idle_ended(5ms); // traffic grew sparse: halves...
   CHECK(w.window() == 100us);
+  for (int i = 0; i < 3; ++i)
+    w.idle_ended(5ms);
+  CHECK(w.window() == 12500ns);
+  w.idle_ended(5ms); // 6.25 us: base / 8 still polls
+  CHECK(w.window() == 6250ns);
+  w.idle_ended(5ms); // ...and below base / 8 it sleeps at once
+  CHECK(w.window() == 0us);
   w.idle_ended(5ms);
-  CHECK(w.window() == 50us);
-  w.idle_ended(5ms);
+  CHECK(w.window() == 0us);
+  w.idle_ended(40us); // short gaps again: polls again
   CHECK(w.window() == 50us);
 
   spin_window off{0us}; // --io-spin-us 0: never polls
