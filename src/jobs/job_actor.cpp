@@ -113,6 +113,12 @@ bool actor_host::run_on_pool(std::size_t i, std::shared_ptr<const local_function
     ended = std::make_shared<std::atomic<bool>>(false);
   auto notice = std::make_shared<drop_notice>(weak, i);
   notice->armed.store(true);
+  // The pool serves owners in turn: a connection's jobs (and the calls its
+  // peer forwards, session_actor.cpp) share one owner, so a client flooding
+  // the pool holds up another's calls by a task at a time, not by its flood.
+  // An in-process request is an owner of its own.
+  const void* owner = self_->state.out ? static_cast<const void*>(self_->state.out.get())
+                                       : static_cast<const void*>(self_);
   bool queued = self_->state.ctx->pool.submit(
     [weak, ended, notice, i, f = std::move(f), args = std::move(args),
      kwargs = std::move(kwargs)]() mutable {
@@ -122,7 +128,8 @@ bool actor_host::run_on_pool(std::size_t i, std::shared_ptr<const local_function
       auto out = invoke_function(*f, args, kwargs);
       if (auto strong = weak.lock())
         caf::anon_send(caf::actor_cast<job_actor>(strong), command_done{i, std::move(out)});
-    });
+    },
+    owner);
   // A refused task is failed by the caller (this copy outlives the task's).
   if (!queued)
     notice->armed.store(false);

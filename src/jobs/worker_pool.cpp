@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "jobs/fair_queue.hpp"
 #include "util/cpus.hpp"
 #include "util/thread_name.hpp"
 
@@ -48,7 +49,7 @@ struct worker_pool::state {
   std::condition_variable wake;
   std::condition_variable all_done;
   std::condition_variable grow_wake;
-  std::deque<std::function<void()>> tasks;
+  fair_queue tasks;
   std::size_t core = 0;
   std::size_t max = 0;
   std::size_t threads = 0;
@@ -102,14 +103,14 @@ worker_pool::~worker_pool() {
   stop();
 }
 
-bool worker_pool::submit(std::function<void()> task) {
+bool worker_pool::submit(std::function<void()> task, const void* owner) {
   bool wake = false;
   bool queued = false;
   {
     std::lock_guard guard{s_->mutex};
     if (s_->stopping)
       return false;
-    s_->tasks.push_back(std::move(task));
+    s_->tasks.push(owner, std::move(task));
     wake = s_->idle > 0;
     queued = s_->idle < s_->tasks.size();
   }
@@ -215,8 +216,7 @@ void worker_pool::run(std::shared_ptr<state> s, std::uint64_t id) {
     if (s->tasks.empty()) // stopping and drained
       break;
     {
-      auto task = std::move(s->tasks.front());
-      s->tasks.pop_front();
+      auto task = s->tasks.pop();
       me.busy = true;
       lock.unlock();
       task(); // tasks catch their own exceptions

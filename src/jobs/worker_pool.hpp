@@ -4,14 +4,14 @@
 // Elastic: `core` threads stay; while tasks wait and busy threads are
 // blocked (they use no CPU), new ones start, up to `max`; threads that
 // compute are not replaced, so CPU-bound work keeps `core` threads. Extra
-// threads exit after being idle for a while. Tasks past `max` queue.
+// threads exit after being idle for a while. Tasks past `max` queue, per
+// owner (fair_queue.hpp): one connection's flood does not hold up another's.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,8 +25,11 @@ public:
   worker_pool(const worker_pool&) = delete;
   worker_pool& operator=(const worker_pool&) = delete;
 
-  /// Queues a task; false once stopping (the task is dropped).
-  bool submit(std::function<void()> task);
+  /// Queues a task; false once stopping (the task is dropped). Tasks of one
+  /// `owner` (a connection, say) start in the order submitted; owners with
+  /// tasks waiting take turns, so one owner's flood delays another's task
+  /// by one task per waiting owner, not by the whole flood.
+  bool submit(std::function<void()> task, const void* owner = nullptr);
 
   /// Stops taking tasks and waits up to `grace` for running ones; threads
   /// still busy after that (a function that never returns) are detached.

@@ -284,13 +284,16 @@ void run_internal_call(session_pointer self, protocol::internal_rpc call) {
   const auto resume_at = calls_resume_at(ctx);
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
   calls->running.fetch_add(1);
-  bool queued = ctx.pool.submit([calls, weak, resume_at, task = std::move(task)]() mutable {
-    if (!calls->ended.load())
-      task();
-    if (calls->running.fetch_sub(1) - 1 == resume_at)
-      if (auto strong = weak.lock())
-        caf::anon_send(caf::actor_cast<session_actor>(strong), calls_done_atom::value);
-  });
+  // Owner: the connection, as for its requests' jobs (job_actor.cpp).
+  bool queued = ctx.pool.submit(
+    [calls, weak, resume_at, task = std::move(task)]() mutable {
+      if (!calls->ended.load())
+        task();
+      if (calls->running.fetch_sub(1) - 1 == resume_at)
+        if (auto strong = weak.lock())
+          caf::anon_send(caf::actor_cast<session_actor>(strong), calls_done_atom::value);
+    },
+    st.out.get());
   if (!queued) {
     calls->running.fetch_sub(1);
     refuse(u, "node is stopping");

@@ -283,6 +283,25 @@ TEST_CASE("e2e: independent commands run in parallel") {
   CHECK(result(c.wait_u("slow"), "slow") == json::parse(R"({"|s": 800})"));
 }
 
+TEST_CASE("e2e: one client's flood of pool calls does not queue ahead of another client's call") {
+  // One pool thread and CPU-bound calls (the pool grows only for blocked
+  // threads): a queue forms. Connections take turns on it.
+  auto node = start_node({"--workers", "1"});
+  raw_conn flood(endpoint(), node.url());
+  raw_conn other(endpoint(), node.url());
+  constexpr int n = 12;
+  for (int i = 0; i < n; ++i)
+    REQUIRE(flood.send(rpc("flood-" + std::to_string(i), {cmd("|s", "spin_ms", "[30]")})));
+  REQUIRE(flood.wait_frames(1)); // one ran: the rest are queued by now
+  REQUIRE(other.send(rpc("other", {cmd("|s", "spin_ms", "[1]")})));
+  CHECK(result(other.wait_u("other"), "other") == json::parse(R"({"|s": 1})"));
+  // First come, first served would have answered all n first.
+  CHECK(flood.frame_count() < n / 2);
+  REQUIRE(flood.wait_frames(n));
+  for (int i = 0; i < n; ++i)
+    CHECK(flood.count_u("flood-" + std::to_string(i)) == 1);
+}
+
 TEST_CASE("e2e: large graphs: a 1,000-step chain and a 2,000-way fan-in") {
   raw_conn c(endpoint(), shared_node().url());
   std::vector<std::string> chain{cmd("c0", "inc", "[0]")};

@@ -1,6 +1,7 @@
 // Functions for the node tests, loaded with `mpreg-node --module PATH`.
 //
 //   sleep_ms(ms)            sleeps ms milliseconds, returns ms
+//   spin_ms(ms)             computes (spins) for ms milliseconds, returns ms
 //   fail(message)           throws std::runtime_error(message)
 //   fail_details(message)   throws mpreg::call_error(message, {"reason": message, "code": 42})
 //   fail_unknown()          throws a non-std exception (an int)
@@ -51,6 +52,14 @@ MPREG_MODULE(node) {
   node.add_function("sleep_ms", [](long long ms) {
     if (ms > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  }, ms);
+
+  // CPU-bound: the pool does not grow for it (it grows for blocked threads).
+  node.add_function("spin_ms", [](long long ms) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+    }
     return ms;
   }, ms);
 

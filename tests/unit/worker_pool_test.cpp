@@ -8,8 +8,11 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "jobs/fair_queue.hpp"
 #include "jobs/worker_pool.hpp"
 
 using namespace std::chrono_literals;
@@ -229,4 +232,52 @@ TEST_CASE("worker_pool: many threads submitting at once") {
   CHECK(eventually([&] { return done.load() == 4000; }));
   pool.stop();
   CHECK(pool.threads() == 0);
+}
+
+TEST_CASE("worker_pool: owners with tasks waiting take turns, each in its own order") {
+  mpreg::worker_pool pool(1, 1); // one thread, no growth: a queue forms
+  gate g;
+  int flood = 0, other = 0; // owner keys
+  std::mutex m;
+  std::vector<std::string> ran;
+  auto record = [&](std::string name) {
+    return [&, name] {
+      std::lock_guard<std::mutex> l(m);
+      ran.push_back(name);
+    };
+  };
+  std::atomic<bool> started{false};
+  pool.submit([&] { started = true; g.wait(); }, &flood); // holds the one thread
+  REQUIRE(eventually([&] { return started.load(); }));
+  for (int i = 1; i <= 4; ++i)
+    pool.submit(record("flood" + std::to_string(i)), &flood);
+  pool.submit(record("other1"), &other);
+  pool.submit(record("other2"), &other);
+  g.release();
+  REQUIRE(eventually([&] {
+    std::lock_guard<std::mutex> l(m);
+    return ran.size() == 6;
+  }));
+  // First come, first served would have run the whole flood first.
+  CHECK(ran == std::vector<std::string>{"flood1", "other1", "flood2", "other2", "flood3", "flood4"});
+  pool.stop();
+}
+
+TEST_CASE("fair_queue: round-robin over owners, empty owners forgotten") {
+  mpreg::fair_queue q;
+  int a = 0, b = 0;
+  std::vector<int> out;
+  for (int i = 0; i < 3; ++i)
+    q.push(&a, [&out, i] { out.push_back(i); });
+  q.push(&b, [&out] { out.push_back(10); });
+  CHECK(q.size() == 4);
+  while (!q.empty())
+    q.pop()();
+  CHECK(out == std::vector<int>{0, 10, 1, 2});
+  q.push(&b, [&out] { out.push_back(11); }); // b had left the turns: back in
+  q.push(&a, [&out] { out.push_back(3); });
+  q.pop()();
+  q.clear();
+  CHECK(q.empty());
+  CHECK(out.back() == 11);
 }
