@@ -52,6 +52,16 @@ public:
       data.waitdata.cv.notify_one();
   }
 
+  /// An actor scheduled from a worker (a message sent or an actor spawned
+  /// by the actor it runs) goes to the back of that worker's queue. CAF
+  /// 0.17 puts it at the front, for cache locality; then the jobs a session
+  /// spawns for one read burst of requests started last-first, and with
+  /// more calls than pool threads the first request sent was answered last.
+  template <class Worker>
+  void internal_enqueue(Worker* self, caf::resumable* job) {
+    d(self).queue.append(job);
+  }
+
   /// The first worker runs the hosted loop while its queue is empty; the
   /// others (and it, when nothing is hosted) wait as CAF's workers do.
   template <class Worker>

@@ -283,7 +283,7 @@ TEST_CASE("e2e: independent commands run in parallel") {
   CHECK(result(c.wait_u("slow"), "slow") == json::parse(R"({"|s": 800})"));
 }
 
-TEST_CASE("e2e: one client's flood of pool calls does not queue ahead of another client's call") {
+TEST_CASE("e2e: pool calls: one client's flood does not queue ahead of another's; each client's start in order") {
   // One pool thread and CPU-bound calls (the pool grows only for blocked
   // threads): a queue forms. Connections take turns on it.
   auto node = start_node({"--workers", "1"});
@@ -300,6 +300,17 @@ TEST_CASE("e2e: one client's flood of pool calls does not queue ahead of another
   REQUIRE(flood.wait_frames(n));
   for (int i = 0; i < n; ++i)
     CHECK(flood.count_u("flood-" + std::to_string(i)) == 1);
+
+  // One connection's calls start in the order sent, also those the node
+  // read in one burst (CAF 0.17 ran the jobs spawned for a burst last-first).
+  raw_conn burst(endpoint(), node.url());
+  for (int i = 0; i < 8; ++i)
+    REQUIRE(burst.send(rpc("b" + std::to_string(i), {cmd("|s", "spin_ms", "[5]")})));
+  REQUIRE(burst.wait_frames(8));
+  std::vector<std::string> order;
+  for (const auto& f : burst.frames())
+    order.push_back(f.find("u") ? f.find("u")->as_string() : "?");
+  CHECK(order == std::vector<std::string>{"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"});
 }
 
 TEST_CASE("e2e: large graphs: a 1,000-step chain and a 2,000-way fan-in") {
